@@ -120,6 +120,7 @@ $(FUZZ)/%: tests/fuzz/%.c $(FUZZ_ARCHIVES)
 test-bins: all $(UNIT_BINS) $(FUZZ_BINS) $(TEST_BINS)
 
 test: test-bins
+	@mk/packages.sh test
 	@tests/run.sh
 
 fuzz: $(FUZZ_BINS)
