@@ -21,6 +21,10 @@
 #include "evloop.h"
 
 #define HTTP_MAX_HEADERS 64
+/* Room for the percent-decoded path (with its NUL); a longer path is answered 414. The
+ * decoded path needs storage of its own because target must stay raw and the query follows
+ * the path in the buffer. */
+#define HTTP_MAX_PATH 2048
 
 typedef struct http_header {
     const char *name; /* as received; compare case-insensitively */
@@ -38,6 +42,7 @@ typedef struct http_request {
     const char *body; /* de-chunked if chunked; NUL-terminated; body_len excludes the NUL */
     size_t body_len;
     int keep_alive;
+    char path_buf[HTTP_MAX_PATH]; /* storage behind `path`; use `path` */
 } http_request;
 
 typedef struct http_limits {
@@ -58,7 +63,14 @@ enum http_parse_result { HTTP_PARSE_DONE, HTTP_PARSE_MORE, HTTP_PARSE_ERROR };
 /* Parses one request from buf[0..len). The parser writes NUL terminators into buf, so the
  * strings in *req point into buf. DONE: *consumed = bytes of this request (pipelined data
  * may follow). MORE: call again with more data (same buf prefix). ERROR: *error_status is
- * the HTTP status to answer (400, 413, 431, 501, 505). */
+ * the HTTP status to answer (400, 413, 431, 501, 505, and 414 for a decoded path longer
+ * than HTTP_MAX_PATH - 1).
+ * The parser only writes into buf when it returns DONE (a MORE leaves buf untouched), and
+ * the verdict on a prefix never changes when more bytes follow: the first non-MORE answer
+ * on a growing buffer equals the answer on the whole input.
+ * Strictness: lines end in CRLF; HTTP/1.1 needs exactly one Host; Transfer-Encoding must
+ * be exactly "chunked" (else 501; twice, with Content-Length, or in HTTP/1.0: 400); a
+ * chunked body may use at most 2 * max_body_bytes + 64 KiB on the wire (else 413). */
 enum http_parse_result http_parse_request(char *buf, size_t len, const http_limits *lim,
                                           http_request *req, size_t *consumed, int *error_status);
 
@@ -67,6 +79,9 @@ const char *http_request_header(const http_request *req, const char *name);
 /* Percent-decodes query parameter `name` into out. Returns its length, -1 when absent,
  * -2 when it does not fit or is malformed. A parameter without '=' decodes as "". */
 int http_query_param(const http_request *req, const char *name, char *out, size_t outsz);
+/* Same for an application/x-www-form-urlencoded string such as a POST/PUT body ("a=1&b=2",
+ * '+' is a space), e.g. etcd v2's "value=...&ttl=...". data[0..len) need not end in NUL. */
+int http_form_param(const char *data, size_t len, const char *name, char *out, size_t outsz);
 
 /* Reason phrase for a status code ("OK", "Service Unavailable", ...). */
 const char *http_status_reason(int status);
