@@ -1,0 +1,218 @@
+/* Pure HA decision. Order of checks follows Patroni's _run_cycle (contracts §6.2). */
+#include "agent/ha.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void out_set(ha_output *out, enum ha_action a, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void out_set(ha_output *out, enum ha_action a, const char *fmt, ...)
+{
+    out->action = a;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
+    va_end(ap);
+}
+
+const char *ha_action_name(enum ha_action a)
+{
+    static const char *const names[] = {
+        "wait",          "init_race",  "clone",      "release", "write_initialize", "start_primary",
+        "start_replica", "rewind",     "poll_peers", "acquire", "promote",          "lead",
+        "demote",        "switchover", "follow",     "fatal"};
+    return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
+}
+
+static int is_me(const ha_input *in, const char *name)
+{
+    return name && strcmp(name, in->me) == 0;
+}
+
+/* The leader race (contracts §6.4), with one deliberate change from Patroni: peers' LIVE
+ * WAL positions decide (the dead leader's status.optime only disqualifies a node lagging
+ * more than maximum_lag_on_failover behind what the leader last published). */
+static void race(const ha_input *in, ha_output *out)
+{
+    if (in->failsafe_hold) {
+        out_set(out, HA_WAIT,
+                "not racing: a primary confirmed itself via failsafe less than ttl ago");
+        return;
+    }
+    if (in->nofailover) {
+        out_set(out, in->pg_primary ? HA_DEMOTE : HA_WAIT,
+                "not racing for the leader lock: tag nofailover is set");
+        return;
+    }
+    if (in->paused && !in->pg_primary) {
+        out_set(out, HA_WAIT, "paused: replicas do not take the leader lock");
+        return;
+    }
+    /* Switchover in progress: the old leader stays out while someone else can win; a
+     * named candidate wins alone if it is reachable. */
+    if (in->failover_member && in->failover_member[0] && !is_me(in, in->failover_member)) {
+        if (!in->peers_polled) {
+            out_set(out, HA_POLL_PEERS, "checking switchover candidate %s", in->failover_member);
+            return;
+        }
+        for (size_t i = 0; i < in->npeers; i++)
+            if (strcmp(in->peers[i].name, in->failover_member) == 0 && in->peers[i].reachable &&
+                !in->peers[i].nofailover) {
+                out_set(out, in->pg_primary ? HA_DEMOTE : HA_WAIT,
+                        "switchover candidate %s is healthy; leaving the lock to it",
+                        in->failover_member);
+                return;
+            }
+    }
+    if (in->failover_member && is_me(in, in->failover_member)) {
+        out_set(out, HA_ACQUIRE, "I am the switchover candidate");
+        return;
+    }
+    if (in->pg_primary && !is_me(in, in->failover_leader)) {
+        out_set(out, HA_ACQUIRE, "postgres already runs as primary here; taking the lock back");
+        return;
+    }
+    if (!in->peers_polled) {
+        out_set(out, HA_POLL_PEERS, "cluster has no leader: asking the other members");
+        return;
+    }
+    if (in->cluster_optime > 0 && in->cluster_optime - in->my_wal > in->maximum_lag_on_failover &&
+        !(in->failover_leader && in->failover_leader[0])) {
+        out_set(out, HA_WAIT,
+                "not healthy enough for leader race: my wal %lld lags %lld bytes behind last "
+                "leader optime (maximum_lag_on_failover %lld)",
+                (long long)in->my_wal, (long long)(in->cluster_optime - in->my_wal),
+                (long long)in->maximum_lag_on_failover);
+        return;
+    }
+    int others_healthy = 0;
+    for (size_t i = 0; i < in->npeers; i++) {
+        const ha_peer *p = &in->peers[i];
+        if (!p->reachable || is_me(in, p->name))
+            continue;
+        if (p->is_primary) {
+            out_set(out, HA_WAIT, "primary %s is still alive", p->name);
+            return;
+        }
+        if (p->nofailover)
+            continue;
+        if (in->failover_leader && strcmp(p->name, in->failover_leader) == 0)
+            continue; /* the old leader of a switchover does not compete */
+        others_healthy++;
+        if (p->wal > in->my_wal) {
+            out_set(out, HA_WAIT, "%s is ahead of me (wal %lld > %lld)", p->name, (long long)p->wal,
+                    (long long)in->my_wal);
+            return;
+        }
+        /* Equal positions: the lower name goes first so both do not race needlessly;
+         * the create-if-absent on the leader key is the real arbiter anyway. */
+        if (p->wal == in->my_wal && strcmp(p->name, in->me) < 0) {
+            out_set(out, HA_WAIT, "%s has the same wal position and a lower name", p->name);
+            return;
+        }
+    }
+    if (is_me(in, in->failover_leader) && others_healthy > 0) {
+        out_set(out, HA_WAIT, "switchover away from me in progress");
+        return;
+    }
+    out_set(out, HA_ACQUIRE, "I am the healthiest member (wal %lld)", (long long)in->my_wal);
+}
+
+void ha_decide(const ha_input *in, ha_output *out)
+{
+    if (!in->dcs_ok) {
+        out_set(out, HA_WAIT, "DCS is not accessible");
+        return;
+    }
+    if (in->async_busy) {
+        out_set(out, HA_WAIT, "an action is in progress");
+        return;
+    }
+    int locked = in->leader && in->leader[0];
+    int mine = locked && is_me(in, in->leader);
+
+    if (in->data_empty) {
+        if (mine) {
+            out_set(out, HA_RELEASE, "data directory is empty but I hold the lock");
+            return;
+        }
+        if (locked) {
+            if (!in->leader_has_conn) {
+                out_set(out, HA_WAIT, "leader %s has not published its conn_url yet", in->leader);
+                return;
+            }
+            out_set(out, HA_CLONE, "cloning a replica from leader %s", in->leader);
+            return;
+        }
+        if (!in->initialize_present) {
+            if (in->nofailover) {
+                out_set(out, HA_WAIT, "waiting for a leader to bootstrap (nofailover)");
+                return;
+            }
+            out_set(out, HA_INIT_RACE, "cluster not initialized: trying to bootstrap");
+            return;
+        }
+        out_set(out, HA_WAIT, "waiting for leader to bootstrap");
+        return;
+    }
+
+    if (in->initialize_present && in->initialize && in->initialize[0] && in->sysid &&
+        in->sysid[0] && strcmp(in->initialize, in->sysid) != 0) {
+        out_set(out, HA_FATAL, "system ID mismatch: node has %s, cluster %s", in->sysid,
+                in->initialize);
+        return;
+    }
+    if (mine && (!in->initialize_present || !in->initialize || !in->initialize[0]) && in->sysid &&
+        in->sysid[0]) {
+        out_set(out, HA_WRITE_INITIALIZE, "initialize key missing: writing my system id");
+        return;
+    }
+
+    if (!in->pg_process) {
+        if (mine) {
+            out_set(out, HA_START_PRIMARY, "starting postgres in place: I still hold the lock");
+            return;
+        }
+        if (locked && in->needs_rewind) {
+            out_set(out, HA_REWIND, "former primary: rewinding from leader %s before following",
+                    in->leader);
+            return;
+        }
+        out_set(out, HA_START_REPLICA,
+                locked ? "starting as a replica of %s"
+                       : "starting read-only: cluster has no leader%s",
+                locked ? in->leader : "");
+        return;
+    }
+    if (!in->pg_running) {
+        out_set(out, HA_WAIT, "postgres is starting");
+        return;
+    }
+    if (!locked) {
+        race(in, out);
+        return;
+    }
+    if (mine) {
+        if (!in->pg_primary) {
+            out_set(out, HA_PROMOTE, "I hold the lock: promoting postgres");
+            return;
+        }
+        int requested = (in->failover_member && in->failover_member[0]) ||
+                        (in->failover_leader && in->failover_leader[0]);
+        if (requested && !is_me(in, in->failover_member) &&
+            (!in->failover_leader || !in->failover_leader[0] || is_me(in, in->failover_leader))) {
+            out_set(out, HA_SWITCHOVER, "switchover requested to %s",
+                    (in->failover_member && in->failover_member[0]) ? in->failover_member
+                                                                    : "any member");
+            return;
+        }
+        out_set(out, HA_LEAD, "no action: I am the leader with the lock");
+        return;
+    }
+    if (in->pg_primary) {
+        out_set(out, HA_DEMOTE, "demoting: %s holds the leader lock", in->leader);
+        return;
+    }
+    out_set(out, HA_FOLLOW, "no action: I am a replica following %s", in->leader);
+}

@@ -1,0 +1,280 @@
+/* HA decision table: DCS view + local postgres + peers -> action (contracts §6.2-6.5). */
+#include <string.h>
+
+#include "agent/ha.h"
+#include "check.h"
+
+static ha_input base(void)
+{
+    ha_input in;
+    memset(&in, 0, sizeof(in));
+    in.me = "pg-1";
+    in.dcs_ok = 1;
+    in.initialize_present = 1;
+    in.initialize = "7000";
+    in.sysid = "7000";
+    in.maximum_lag_on_failover = 1048576;
+    in.pg_process = in.pg_running = 1;
+    in.leader = "pg-0";
+    in.leader_has_conn = 1;
+    return in;
+}
+
+struct row {
+    const char *what;
+    void (*setup)(ha_input *in);
+    enum ha_action want;
+};
+
+static ha_peer peers[3];
+
+static void s_dcs_down(ha_input *in)
+{
+    in->dcs_ok = 0;
+}
+static void s_fresh(ha_input *in)
+{
+    in->data_empty = 1;
+    in->initialize_present = 0;
+    in->leader = NULL;
+    in->pg_process = in->pg_running = 0;
+}
+static void s_fresh_nofailover(ha_input *in)
+{
+    s_fresh(in);
+    in->nofailover = 1;
+}
+static void s_fresh_init_taken(ha_input *in)
+{
+    s_fresh(in);
+    in->initialize_present = 1;
+    in->initialize = "";
+}
+static void s_fresh_leader(ha_input *in)
+{
+    s_fresh(in);
+    in->initialize_present = 1;
+    in->leader = "pg-0";
+}
+static void s_fresh_leader_noconn(ha_input *in)
+{
+    s_fresh_leader(in);
+    in->leader_has_conn = 0;
+}
+static void s_sysid_mismatch(ha_input *in)
+{
+    in->sysid = "7001";
+}
+static void s_leader_down_pg(ha_input *in)
+{
+    in->leader = "pg-1";
+    in->pg_process = in->pg_running = 0;
+}
+static void s_follower_down_pg(ha_input *in)
+{
+    in->pg_process = in->pg_running = 0;
+}
+static void s_former_primary(ha_input *in)
+{
+    s_follower_down_pg(in);
+    in->needs_rewind = 1;
+}
+static void s_starting(ha_input *in)
+{
+    in->pg_running = 0;
+}
+static void s_replica(ha_input *in)
+{
+    (void)in;
+}
+static void s_primary_without_lock(ha_input *in)
+{
+    in->pg_primary = 1;
+}
+static void s_leader_replica(ha_input *in)
+{
+    in->leader = "pg-1";
+}
+static void s_leader_primary(ha_input *in)
+{
+    in->leader = "pg-1";
+    in->pg_primary = 1;
+}
+static void s_switchover(ha_input *in)
+{
+    s_leader_primary(in);
+    in->failover_leader = "pg-1";
+    in->failover_member = "pg-2";
+}
+static void s_unlocked(ha_input *in)
+{
+    in->leader = NULL;
+    in->my_wal = 100;
+}
+static void s_unlocked_polled(ha_input *in)
+{
+    s_unlocked(in);
+    in->peers_polled = 1;
+    memset(peers, 0, sizeof(peers));
+    strcpy(peers[0].name, "pg-0"); /* the dead leader: unreachable */
+    strcpy(peers[1].name, "pg-2");
+    peers[1].reachable = 1;
+    peers[1].wal = 90;
+    in->peers = peers;
+    in->npeers = 2;
+}
+static void s_peer_ahead(ha_input *in)
+{
+    s_unlocked_polled(in);
+    peers[1].wal = 200;
+}
+static void s_peer_ahead_nofailover(ha_input *in)
+{
+    s_peer_ahead(in);
+    peers[1].nofailover = 1;
+}
+static void s_peer_primary(ha_input *in)
+{
+    s_unlocked_polled(in);
+    peers[1].is_primary = 1;
+}
+static void s_old_primary_alive(ha_input *in)
+{
+    s_unlocked_polled(in);
+    peers[0].reachable = 1;
+    peers[0].is_primary = 1;
+}
+static void s_lagging(ha_input *in)
+{
+    s_unlocked_polled(in);
+    in->cluster_optime = 100 + 2 * 1048576;
+}
+static void s_tie_lower_name(ha_input *in)
+{
+    s_unlocked_polled(in);
+    peers[1].wal = 100;
+    strcpy(peers[1].name, "pg-0a");
+}
+static void s_tie_higher_name(ha_input *in)
+{
+    s_unlocked_polled(in);
+    peers[1].wal = 100;
+}
+static void s_nofailover(ha_input *in)
+{
+    s_unlocked_polled(in);
+    in->nofailover = 1;
+}
+static void s_failsafe_hold(ha_input *in)
+{
+    s_unlocked_polled(in);
+    in->failsafe_hold = 1;
+}
+static void s_unlocked_primary(ha_input *in)
+{
+    s_unlocked(in);
+    in->pg_primary = 1;
+}
+static void s_candidate_me(ha_input *in)
+{
+    s_unlocked(in);
+    in->failover_leader = "pg-0";
+    in->failover_member = "pg-1";
+}
+static void s_candidate_other(ha_input *in)
+{
+    s_unlocked_polled(in);
+    in->failover_member = "pg-2";
+}
+static void s_candidate_other_dead(ha_input *in)
+{
+    s_candidate_other(in);
+    peers[1].reachable = 0;
+}
+static void s_busy(ha_input *in)
+{
+    in->async_busy = 1;
+    in->leader = NULL;
+}
+static void s_empty_with_lock(ha_input *in)
+{
+    s_fresh_leader(in);
+    in->leader = "pg-1";
+}
+static void s_missing_initialize(ha_input *in)
+{
+    in->leader = "pg-1";
+    in->pg_primary = 1;
+    in->initialize_present = 0;
+}
+
+static const struct row rows[] = {
+    {"DCS down: wait", s_dcs_down, HA_WAIT},
+    {"fresh cluster: race for initialize", s_fresh, HA_INIT_RACE},
+    {"fresh, nofailover: wait", s_fresh_nofailover, HA_WAIT},
+    {"initialize taken: wait for leader", s_fresh_init_taken, HA_WAIT},
+    {"empty data, leader: clone", s_fresh_leader, HA_CLONE},
+    {"empty data, leader without conn_url: wait", s_fresh_leader_noconn, HA_WAIT},
+    {"empty data with my lock: release", s_empty_with_lock, HA_RELEASE},
+    {"sysid mismatch: fatal", s_sysid_mismatch, HA_FATAL},
+    {"leader whose postgres died: restart in place", s_leader_down_pg, HA_START_PRIMARY},
+    {"replica whose postgres died: start replica", s_follower_down_pg, HA_START_REPLICA},
+    {"former primary: rewind", s_former_primary, HA_REWIND},
+    {"postgres starting: wait", s_starting, HA_WAIT},
+    {"replica with leader: follow", s_replica, HA_FOLLOW},
+    {"primary without lock: demote", s_primary_without_lock, HA_DEMOTE},
+    {"lock holder still replica: promote", s_leader_replica, HA_PROMOTE},
+    {"lock holder primary: lead", s_leader_primary, HA_LEAD},
+    {"switchover requested: graceful handover", s_switchover, HA_SWITCHOVER},
+    {"unlocked, peers unknown: poll", s_unlocked, HA_POLL_PEERS},
+    {"unlocked, healthiest: acquire", s_unlocked_polled, HA_ACQUIRE},
+    {"unlocked, a peer is ahead: wait", s_peer_ahead, HA_WAIT},
+    {"unlocked, ahead peer is nofailover: acquire", s_peer_ahead_nofailover, HA_ACQUIRE},
+    {"unlocked, a peer is primary: wait", s_peer_primary, HA_WAIT},
+    {"unlocked, old primary answers as primary: wait", s_old_primary_alive, HA_WAIT},
+    {"unlocked, lagging beyond maximum_lag_on_failover: wait", s_lagging, HA_WAIT},
+    {"tie, peer has lower name: wait", s_tie_lower_name, HA_WAIT},
+    {"tie, I have the lower name: acquire", s_tie_higher_name, HA_ACQUIRE},
+    {"nofailover: never race", s_nofailover, HA_WAIT},
+    {"failsafe hold: never race", s_failsafe_hold, HA_WAIT},
+    {"already primary, unlocked: take lock back", s_unlocked_primary, HA_ACQUIRE},
+    {"I am the switchover candidate: acquire", s_candidate_me, HA_ACQUIRE},
+    {"other healthy candidate: wait", s_candidate_other, HA_WAIT},
+    {"candidate unreachable: race", s_candidate_other_dead, HA_ACQUIRE},
+    {"async action running: wait", s_busy, HA_WAIT},
+    {"lock holder without initialize key: write it", s_missing_initialize, HA_WRITE_INITIALIZE},
+};
+
+TEST(decision_table)
+{
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        ha_input in = base();
+        rows[i].setup(&in);
+        ha_output out;
+        ha_decide(&in, &out);
+        if (out.action != rows[i].want) {
+            printf("# %s: got %s (%s), want %s\n", rows[i].what, ha_action_name(out.action),
+                   out.reason, ha_action_name(rows[i].want));
+            bad++;
+        }
+        CHECK(out.reason[0] != '\0');
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+TEST(reason_names_the_lag)
+{
+    ha_input in = base();
+    s_lagging(&in);
+    ha_output out;
+    ha_decide(&in, &out);
+    CHECK(strstr(out.reason, "maximum_lag_on_failover") != NULL);
+}
+
+int main(void)
+{
+    RUN(decision_table);
+    RUN(reason_names_the_lag);
+    return check_done();
+}
