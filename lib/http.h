@@ -95,10 +95,18 @@ http_server *http_server_new(evloop *loop, const http_limits *lim, http_handler 
 /* Binds and listens (SO_REUSEADDR). host: numeric IPv4/IPv6 or a name; port: "8008".
  * May be called several times for several addresses. 0, or -1 with errno. */
 int http_server_listen(http_server *srv, const char *host, const char *port);
-/* Closes listeners and every connection (on_close callbacks run). */
+/* Port of the most recently bound listener (useful after listening on port "0"); -1 if none. */
+int http_server_bound_port(const http_server *srv);
+/* Closes listeners and every connection (on_close callbacks run). Not from a handler. */
 void http_server_free(http_server *srv);
 
-/* Answer with a complete body. extra_headers: NULL or "Name: value\r\n" lines. */
+/* Answer with a complete body. extra_headers: NULL or "Name: value\r\n" lines (anything
+ * else, or a status outside 200..599, is answered 500 and logged). The request passed to
+ * the handler, and its strings, stay valid until the answer is complete (http_respond or
+ * http_stream_end); the next pipelined request is only read after that. After the
+ * connection is closed (on_close has run, or a stream write returned -1) the conn pointer
+ * must not be used again. A client that closes its sending side while its request is
+ * unanswered counts as gone. */
 void http_respond(http_conn *c, int status, const char *content_type, const void *body, size_t len);
 void http_respond_ex(http_conn *c, int status, const char *extra_headers, const char *content_type,
                      const void *body, size_t len);
