@@ -559,10 +559,12 @@ static int extract(agent_config *cfg, json_t *root, char *err, size_t errsz)
             seterr(err, errsz, "postgresql.pg_hba: expected a list of pg_hba.conf lines");
             return -1;
         }
-        json_array_foreach(hba, k, line) if (!json_is_string(line))
+        json_array_foreach(hba, k, line)
         {
-            seterr(err, errsz, "postgresql.pg_hba[%zu]: expected a string", k);
-            return -1;
+            if (!json_is_string(line)) {
+                seterr(err, errsz, "postgresql.pg_hba[%zu]: expected a string", k);
+                return -1;
+            }
         }
         cfg->pg_hba = json_deep_copy(hba);
     }

@@ -1,0 +1,1700 @@
+/* The HA loop: one cycle = lease keepalive -> cluster read -> postgres status -> decision
+ * (agent/ha.c) -> action -> member/status keys. Everything is asynchronous on one evloop.
+ *
+ * ---- Self-fencing: the timing argument ----
+ * The leader key lives on this node's etcd lease (TTL = ttl). etcd starts a lease's new
+ * countdown when it *processes* a keepalive, which is after we *sent* it. So if we record
+ * T_sent (monotonic, before sending) for every keepalive etcd confirms with TTL > 0, the
+ * lease cannot expire, and no other node can create the leader key, before
+ * T_sent + ttl (elapsed time; etcd only ever extends leases on its own leader changes).
+ * The fence timer fires at T_sent + ttl - margin and, unless a newer confirmation moved
+ * it, stops postgres with SIGQUIT (immediate shutdown: no new commit is acknowledged
+ * after the signal is handled, a few ms). margin = max(1 s, ttl/4) covers timer slack,
+ * signal delivery and a clock-rate difference between hosts (< 1 %).
+ * Failsafe (contracts §6.6, on by default): when etcd is unreachable, a primary may keep
+ * running only while EVERY other member accepts its POST /failsafe; a member that accepted
+ * refuses to take the leader lock for ttl after the acceptance. The round's send time then
+ * plays the role of T_sent: the primary fences at T_round + ttl - margin unless a newer
+ * round (or lease keepalive) succeeded, which is before any acceptor may race.
+ *
+ * ---- Shipped defaults: ttl 4 s, loop_wait 1 s, retry_timeout 1 s ----
+ * Unplanned failover (kill -9 of the primary node): the lease was renewed at most
+ * loop_wait (+ request time) before the kill, so it expires within ttl (<= 4 s), etcd
+ * notices expiry within 0.5 s (its lessor check interval), the replicas' watch delivers the
+ * DELETE at once, the race polls live peers (connection refused is immediate) and promotes
+ * (~0.1-0.3 s): <= ~4.5 s, typically 3.5 s. Safety: loop_wait + 2*retry_timeout = 3 <= ttl
+ * (Patroni's rule), so a leader gets two renewal attempts before its fence at ttl - 1 s.
+ * etcd's own leader election (election timeout 1 s by default) can make the DCS unavailable
+ * for 1-2 s: renewals fail, failsafe keeps the primary up when all members answer, and etcd
+ * extends every lease on a leader change, so such a hiccup does not fail over. */
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/pgfiles.h"
+#include "log.h"
+
+#define PEER_TIMEOUT_MS     1000
+#define PG_QUERY_TIMEOUT_MS 2000
+
+static void cycle_start(agent *a);
+static void cycle_end(agent *a);
+static void decide_and_act(agent *a);
+static void start_postgres(agent *a, int replica);
+static void arm_fence(agent *a);
+static void publish(agent *a);
+
+static uint64_t now_ms(agent *a)
+{
+    return evloop_update_now(a->loop);
+}
+
+static uint32_t dcs_timeout(const agent *a)
+{
+    return (uint32_t)a->dyn.retry_timeout * 1000u;
+}
+
+static void key(const agent *a, const char *name, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s%s", a->prefix, name);
+}
+
+int agent_is_leader(const agent *a)
+{
+    return a->am_leader;
+}
+
+int64_t agent_wal(const agent *a)
+{
+    if (!a->st.valid)
+        return 0;
+    if (!a->st.in_recovery)
+        return a->st.wal_flush;
+    return a->st.received > a->st.replayed ? a->st.received : a->st.replayed;
+}
+
+const char *agent_role(const agent *a)
+{
+    if (a->pg_running && a->st.valid)
+        return a->st.in_recovery ? "replica" : AGENT_PRIMARY_ROLE;
+    if (pgfiles_data_empty(a->cfg.data_dir))
+        return "uninitialized";
+    return a->am_leader ? AGENT_PRIMARY_ROLE : "replica";
+}
+
+static void set_state(agent *a, const char *s)
+{
+    snprintf(a->state, sizeof(a->state), "%s", s);
+}
+
+static void set_busy(agent *a, const char *what)
+{
+    a->busy = what != NULL;
+    snprintf(a->busy_what, sizeof(a->busy_what), "%s", what ? what : "");
+}
+
+void agent_wake(agent *a)
+{
+    if (a->cycle_running) {
+        a->wake_pending = 1;
+        return;
+    }
+    if (a->cycle_timer)
+        evloop_timer_cancel(a->loop, a->cycle_timer);
+    a->cycle_timer = NULL;
+    cycle_start(a);
+}
+
+static void on_cycle_timer(evloop *loop, void *arg)
+{
+    agent *a = arg;
+    a->cycle_timer = NULL;
+    cycle_start(a);
+}
+
+/* ---------------- fencing ---------------- */
+
+static uint64_t fence_margin_ms(const agent *a)
+{
+    uint64_t m = (uint64_t)a->dyn.ttl * 250;
+    return m < 1000 ? 1000 : m;
+}
+
+static void fence_now(agent *a, const char *why)
+{
+    if (a->pg && !a->pg_stop_requested) {
+        log_error("FENCING: %s; stopping postgres immediately (no more writes)", why);
+        a->pg_stop_requested = 1;
+        proc_signal(a->pg, SIGQUIT);
+        pgfiles_marker_set(&a->cfg, 1);
+        a->needs_rewind = 1;
+    }
+    a->am_leader = 0;
+    a->failsafe_active = 0;
+}
+
+static void on_fence(evloop *loop, void *arg)
+{
+    agent *a = arg;
+    a->fence_timer = NULL;
+    uint64_t base = a->lease_confirmed_sent_ms > a->failsafe_confirmed_sent_ms
+                        ? a->lease_confirmed_sent_ms
+                        : a->failsafe_confirmed_sent_ms;
+    uint64_t deadline = base + (uint64_t)a->dyn.ttl * 1000 - fence_margin_ms(a);
+    if (now_ms(a) + 5 < deadline) {
+        arm_fence(a);
+        return;
+    }
+    if (a->am_leader || (a->pg_running && a->st.valid && !a->st.in_recovery))
+        fence_now(a, "leader lease could not be renewed in time");
+}
+
+static void arm_fence(agent *a)
+{
+    if (a->fence_timer)
+        evloop_timer_cancel(a->loop, a->fence_timer);
+    a->fence_timer = NULL;
+    if (!a->am_leader && !a->failsafe_active)
+        return;
+    uint64_t base = a->lease_confirmed_sent_ms > a->failsafe_confirmed_sent_ms
+                        ? a->lease_confirmed_sent_ms
+                        : a->failsafe_confirmed_sent_ms;
+    uint64_t deadline = base + (uint64_t)a->dyn.ttl * 1000 - fence_margin_ms(a);
+    uint64_t now = now_ms(a);
+    a->fence_timer = evloop_timer_start(a->loop, deadline > now ? deadline - now : 0, on_fence, a);
+}
+
+/* ---------------- cluster view ---------------- */
+
+static void view_clear(agent *a)
+{
+    a->initialize_present = 0;
+    a->initialize[0] = a->leader[0] = '\0';
+    a->leader_lease = 0;
+    a->failover_leader[0] = a->failover_member[0] = '\0';
+    a->failover_present = 0;
+    a->optime = 0;
+    json_decref(a->members);
+    a->members = json_object();
+    json_decref(a->history);
+    a->history = NULL;
+    json_decref(a->failsafe);
+    a->failsafe = NULL;
+}
+
+static void view_from_range(agent *a, const etcd_result *r)
+{
+    view_clear(a);
+    size_t pl = strlen(a->prefix);
+    for (size_t i = 0; i < r->nkvs; i++) {
+        const etcd_kv *kv = &r->kvs[i];
+        if (kv->key_len <= pl || strncmp(kv->key, a->prefix, pl) != 0)
+            continue;
+        const char *name = kv->key + pl;
+        if (strcmp(name, "initialize") == 0) {
+            a->initialize_present = 1;
+            snprintf(a->initialize, sizeof(a->initialize), "%s", kv->value);
+        } else if (strcmp(name, "leader") == 0) {
+            snprintf(a->leader, sizeof(a->leader), "%s", kv->value);
+            a->leader_lease = kv->lease;
+        } else if (strcmp(name, "status") == 0) {
+            json_t *j = json_loads(kv->value, JSON_DECODE_ANY, NULL);
+            if (json_is_object(j))
+                a->optime = json_integer_value(json_object_get(j, "optime"));
+            else if (json_is_integer(j))
+                a->optime = json_integer_value(j);
+            json_decref(j);
+        } else if (strcmp(name, "failover") == 0) {
+            json_t *j = json_loads(kv->value, 0, NULL);
+            a->failover_mod = kv->mod_revision;
+            const char *l = json_string_value(json_object_get(j, "leader"));
+            const char *m = json_string_value(json_object_get(j, "member"));
+            if (l || m) {
+                a->failover_present = 1;
+                snprintf(a->failover_leader, sizeof(a->failover_leader), "%s", l ? l : "");
+                snprintf(a->failover_member, sizeof(a->failover_member), "%s", m ? m : "");
+            }
+            json_decref(j);
+        } else if (strcmp(name, "config") == 0) {
+            json_t *j = json_loads(kv->value, 0, NULL);
+            if (json_is_object(j)) {
+                json_decref(a->config_json);
+                a->config_json = j;
+                a->config_mod = kv->mod_revision;
+            } else {
+                json_decref(j);
+            }
+        } else if (strcmp(name, "history") == 0) {
+            json_t *j = json_loads(kv->value, 0, NULL);
+            if (json_is_array(j))
+                a->history = j;
+            else
+                json_decref(j);
+        } else if (strcmp(name, "failsafe") == 0) {
+            json_t *j = json_loads(kv->value, 0, NULL);
+            if (json_is_object(j))
+                a->failsafe = j;
+            else
+                json_decref(j);
+        } else if (strncmp(name, "members/", 8) == 0 && !strchr(name + 8, '/') && name[8]) {
+            json_t *j = json_loads(kv->value, 0, NULL);
+            if (json_is_object(j))
+                json_object_set_new(a->members, name + 8, j);
+            else
+                json_decref(j);
+        }
+    }
+    if (a->config_json) {
+        agent_dyn_config d;
+        char err[256];
+        if (agent_dyn_config_parse(&d, a->config_json, err, sizeof(err)) == 0) {
+            agent_dyn_config_free(&a->dyn);
+            a->dyn = d;
+        } else {
+            log_warn("DCS config key rejected, keeping the previous values: %s", err);
+        }
+    }
+}
+
+/* host/port from a member's conn_url "postgres://host:port/postgres" */
+static int member_conn(const agent *a, const char *name, char *host, size_t hostsz, int *port)
+{
+    json_t *m = json_object_get(a->members, name);
+    const char *url = json_string_value(json_object_get(m, "conn_url"));
+    if (!url || strncmp(url, "postgres://", 11) != 0)
+        return -1;
+    char hp[256];
+    snprintf(hp, sizeof(hp), "%s", url + 11);
+    char *at = strrchr(hp, '@');
+    char *start = at ? at + 1 : hp;
+    start[strcspn(start, "/")] = '\0';
+    return cfg_split_host_port(start, host, hostsz, port);
+}
+
+/* ---------------- postgres ---------------- */
+
+static void pg_status_clear(pg_status *s)
+{
+    json_decref(s->replication);
+    memset(s, 0, sizeof(*s));
+}
+
+static void conninfo_local(const agent *a, char *out, size_t outsz)
+{
+    char host[256];
+    int port;
+    if (cfg_split_host_port(a->cfg.pg_connect_address, host, sizeof(host), &port) != 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    snprintf(out, outsz,
+             "host=%s port=%d user=%s dbname=postgres passfile=%s connect_timeout=2 "
+             "application_name=appliance-agent",
+             host, a->cfg.pg_port, a->cfg.superuser.username, a->cfg.pgpass);
+}
+
+static void on_pg_exit(proc *p, int status, const char *out, void *arg)
+{
+    agent *a = arg;
+    a->pg = NULL;
+    a->pg_running = 0;
+    pg_status_clear(&a->st);
+    a->following[0] = '\0';
+    if (!a->pg_stop_requested)
+        log_error("postgres exited unexpectedly (status %d)", status);
+    else
+        log_info("postgres stopped");
+    a->pg_stop_requested = 0;
+    set_state(a, "stopped");
+    if (a->stopping) {
+        return; /* the shutdown path continues from stop_done */
+    }
+    agent_wake(a);
+}
+
+static void start_postgres(agent *a, int replica)
+{
+    char err[256];
+    pg_upstream up = {0};
+    char host[256], slot[64];
+    int port = 0;
+    if (replica && a->leader[0] && strcmp(a->leader, a->cfg.name) != 0 &&
+        member_conn(a, a->leader, host, sizeof(host), &port) == 0) {
+        up.host = host;
+        up.port = port;
+        pgfiles_slot_name(a->cfg.name, slot, sizeof(slot));
+        up.slot = a->dyn.use_slots ? slot : NULL;
+        snprintf(a->following, sizeof(a->following), "%s", a->leader);
+    } else {
+        a->following[0] = '\0';
+    }
+    if (pgfiles_write_conf(&a->cfg, a->dyn.parameters, replica, &up, a->uid, a->gid, err,
+                           sizeof(err)) != 0 ||
+        pgfiles_write_hba(&a->cfg, a->uid, a->gid, err, sizeof(err)) != 0) {
+        log_error("cannot write postgres configuration: %s", err);
+        return;
+    }
+    char bin[512];
+    snprintf(bin, sizeof(bin), "%s/postgres", a->cfg.bin_dir);
+    char *argv[] = {bin, "-D", a->cfg.data_dir, NULL};
+    proc_opts o = {.log_prefix = "postgres", .uid = a->uid, .gid = a->gid};
+    a->pg = proc_spawn(a->loop, argv, &o, on_pg_exit, a);
+    if (!a->pg) {
+        log_error("cannot start postgres: %s", strerror(errno));
+        return;
+    }
+    a->pg_stop_requested = 0;
+    set_state(a, "starting");
+    log_info("started postgres (pid %d) as %s%s%s", (int)proc_pid(a->pg),
+             replica ? "replica" : "primary", up.host ? " following " : "",
+             up.host ? a->following : "");
+}
+
+static void stop_postgres(agent *a, int sig)
+{
+    if (a->pg && !a->pg_stop_requested) {
+        a->pg_stop_requested = 1;
+        set_state(a, "stopping");
+        proc_signal(a->pg, sig);
+    }
+}
+
+#define STATUS_SQL                                                                                 \
+    "SELECT pg_is_in_recovery()::int,"                                                             \
+    " CASE WHEN pg_is_in_recovery() THEN 0 ELSE"                                                   \
+    "  pg_wal_lsn_diff(pg_current_wal_flush_lsn(),'0/0')::bigint END,"                             \
+    " COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(),'0/0')::bigint,0),"                       \
+    " COALESCE(pg_wal_lsn_diff(pg_last_wal_replay_lsn(),'0/0')::bigint,0),"                        \
+    " CASE WHEN pg_is_in_recovery() THEN COALESCE((SELECT received_tli FROM "                      \
+    "pg_stat_wal_receiver),"                                                                       \
+    "  (SELECT timeline_id FROM pg_control_checkpoint()))"                                         \
+    "  ELSE ('x'||substr(pg_walfile_name(pg_current_wal_lsn()),1,8))::bit(32)::int END,"           \
+    " to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC','YYYY-MM-DD "                          \
+    "HH24:MI:SS.US')||'+00:00',"                                                                   \
+    " current_setting('server_version_num')::int,"                                                 \
+    " COALESCE((SELECT status FROM pg_stat_wal_receiver),''),"                                     \
+    " COALESCE(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC',"                        \
+    "  'YYYY-MM-DD HH24:MI:SS.US')||'+00:00',''),"                                                 \
+    " CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused()::int ELSE 0 END,"               \
+    " (SELECT COALESCE(json_agg(json_build_object('usename',usename,'application_name',"           \
+    "  application_name,'client_addr',host(client_addr),'state',state,'sync_state',sync_state,"    \
+    "  'sync_priority',sync_priority)),'[]') FROM pg_stat_replication)::text,"                     \
+    " (SELECT system_identifier FROM pg_control_system())::text"
+
+static void after_pg_status(agent *a);
+
+static void on_status(PGresult *res, const char *err, void *arg)
+{
+    agent *a = arg;
+    pg_status_clear(&a->st);
+    if (!res || PQntuples(res) != 1 || PQnfields(res) < 12) {
+        if (a->pg_running)
+            log_warn("postgres status query failed: %s", err ? err : "bad result");
+        a->pg_running = 0;
+        if (a->pg && !a->pg_stop_requested)
+            set_state(a, "starting");
+    } else {
+        pg_status *s = &a->st;
+        s->valid = 1;
+        s->in_recovery = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+        s->wal_flush = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        s->received = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        s->replayed = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+        s->timeline = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
+        snprintf(s->start_time, sizeof(s->start_time), "%s", PQgetvalue(res, 0, 5));
+        s->server_version = (int)strtol(PQgetvalue(res, 0, 6), NULL, 10);
+        snprintf(s->receiver_status, sizeof(s->receiver_status), "%s", PQgetvalue(res, 0, 7));
+        snprintf(s->replayed_ts, sizeof(s->replayed_ts), "%s", PQgetvalue(res, 0, 8));
+        s->replay_paused = (int)strtol(PQgetvalue(res, 0, 9), NULL, 10);
+        s->replication = json_loads(PQgetvalue(res, 0, 10), 0, NULL);
+        snprintf(s->sysid, sizeof(s->sysid), "%s", PQgetvalue(res, 0, 11));
+        a->pg_running = 1;
+        if (!a->pg_stop_requested)
+            set_state(a, "running");
+    }
+    after_pg_status(a);
+}
+
+/* ---------------- simple SQL helper ---------------- */
+
+static void run_sql(agent *a, const char *sql, pgq_cb cb)
+{
+    char ci[1024];
+    conninfo_local(a, ci, sizeof(ci));
+    if (!pgq_run(a->loop, ci, sql, 10000, cb, a) && cb)
+        cb(NULL, "cannot start query", a);
+}
+
+static void on_checkpoint_after_promote(PGresult *res, const char *err, void *arg)
+{
+    agent *a = arg;
+    if (res) {
+        a->checkpoint_after_promote_pending = 0;
+        log_info("checkpoint after promote done");
+    }
+}
+
+static void on_slots(PGresult *res, const char *err, void *arg)
+{
+    if (err)
+        log_warn("replication slot maintenance failed: %s", err);
+}
+
+static void ensure_slots(agent *a)
+{
+    if (!a->dyn.use_slots)
+        return;
+    char sql[4096] = "SELECT pg_create_physical_replication_slot(n, true) FROM unnest(ARRAY[";
+    int n = 0;
+    const char *name;
+    json_t *m;
+    json_object_foreach(a->members, name, m)
+    {
+        if (strcmp(name, a->cfg.name) == 0)
+            continue;
+        char slot[64];
+        pgfiles_slot_name(name, slot, sizeof(slot));
+        char q[160] = "";
+        pgfiles_quote(slot, q, sizeof(q));
+        size_t l = strlen(sql);
+        snprintf(sql + l, sizeof(sql) - l, "%s%s", n ? "," : "", q);
+        n++;
+    }
+    if (n == 0)
+        return;
+    size_t l = strlen(sql);
+    snprintf(sql + l, sizeof(sql) - l,
+             "]::text[]) n WHERE n NOT IN (SELECT slot_name FROM pg_replication_slots)");
+    run_sql(a, sql, on_slots);
+}
+
+/* ---------------- DCS writes ---------------- */
+
+static void on_write_logged(const etcd_result *r, void *arg)
+{
+    if (!r->ok)
+        log_warn("DCS write failed: %s", r->error ? r->error : "?");
+}
+
+static void put_key(agent *a, const char *name, const char *value, int64_t lease)
+{
+    char k[512];
+    key(a, name, k, sizeof(k));
+    etcd_put(a->etcd, k, strlen(k), value, strlen(value), lease, dcs_timeout(a), on_write_logged,
+             a);
+}
+
+static json_t *member_json(agent *a)
+{
+    char conn[300], api[300];
+    snprintf(conn, sizeof(conn), "postgres://%s/postgres", a->cfg.pg_connect_address);
+    snprintf(api, sizeof(api), "http://%s/patroni", a->cfg.rest_connect_address);
+    json_t *m = json_object();
+    json_object_set_new(m, "conn_url", json_string(conn));
+    json_object_set_new(m, "api_url", json_string(api));
+    json_object_set_new(m, "state", json_string(a->state));
+    json_object_set_new(m, "role", json_string(agent_role(a)));
+    json_object_set_new(m, "version", json_string(AGENT_PATRONI_VERSION));
+    if (a->checkpoint_after_promote_pending)
+        json_object_set_new(m, "checkpoint_after_promote", json_false());
+    if (json_object_size(a->cfg.tags))
+        json_object_set(m, "tags", a->cfg.tags);
+    if (a->pg_running && a->st.valid) {
+        json_object_set_new(m, "xlog_location", json_integer(agent_wal(a)));
+        if (a->st.in_recovery && a->st.receiver_status[0])
+            json_object_set_new(m, "replication_state", json_string("streaming"));
+        if (a->st.timeline)
+            json_object_set_new(m, "timeline", json_integer(a->st.timeline));
+    }
+    return m;
+}
+
+static void iso_now(char *out, size_t outsz)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, outsz, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+}
+
+static int64_t last_history_tl = 0;
+
+static void publish(agent *a)
+{
+    if (!a->dcs_ok || a->lease_id == 0)
+        return;
+    json_t *m = member_json(a);
+    char *s = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    char name[300];
+    snprintf(name, sizeof(name), "members/%s", a->cfg.name);
+    if (s)
+        put_key(a, name, s, a->lease_id);
+    free(s);
+    if (!a->am_leader || !a->pg_running || a->st.in_recovery)
+        return;
+    char st[64];
+    snprintf(st, sizeof(st), "{\"optime\":%" PRId64 "}", a->st.wal_flush);
+    put_key(a, "status", st, 0);
+    /* history: one line per timeline switch we have seen while primary */
+    int tl = a->st.timeline;
+    int64_t known = a->history ? (int64_t)json_array_size(a->history) + 1 : 1;
+    if (tl > 1 && known < tl && last_history_tl != tl) {
+        json_t *h = a->history ? json_deep_copy(a->history) : json_array();
+        char ts[40];
+        iso_now(ts, sizeof(ts));
+        json_array_append_new(h,
+                              json_pack("[I,I,s,s,s]", (json_int_t)(tl - 1), (json_int_t)a->optime,
+                                        "no recovery target specified", ts, a->cfg.name));
+        char *hs = json_dumps(h, JSON_COMPACT);
+        json_decref(h);
+        if (hs)
+            put_key(a, "history", hs, 0);
+        free(hs);
+        last_history_tl = tl;
+    } else if (tl == 1 && !a->history) {
+        put_key(a, "history", "[]", 0);
+    }
+    if (a->dyn.failsafe_mode) {
+        json_t *fs = json_object();
+        const char *n;
+        json_t *mm;
+        json_object_foreach(a->members, n, mm)
+        {
+            json_t *u = json_object_get(mm, "api_url");
+            if (json_is_string(u))
+                json_object_set(fs, n, u);
+        }
+        char api[300];
+        snprintf(api, sizeof(api), "http://%s/patroni", a->cfg.rest_connect_address);
+        json_object_set_new(fs, a->cfg.name, json_string(api));
+        if (!a->failsafe || !json_equal(fs, a->failsafe)) {
+            char *fss = json_dumps(fs, JSON_COMPACT);
+            if (fss)
+                put_key(a, "failsafe", fss, 0);
+            free(fss);
+        }
+        json_decref(fs);
+    }
+}
+
+/* ---------------- bootstrap ---------------- */
+
+static void bootstrap_failed(agent *a, const char *why)
+{
+    log_error("bootstrap failed: %s; removing the initialize key and moving the data "
+              "directory aside",
+              why);
+    char k[512];
+    key(a, "initialize", k, sizeof(k));
+    etcd_delete(a->etcd, k, strlen(k), NULL, 0, dcs_timeout(a), NULL, NULL);
+    if (a->pg)
+        stop_postgres(a, SIGQUIT);
+    char failed[600];
+    snprintf(failed, sizeof(failed), "%s.failed", a->cfg.data_dir);
+    char cmd[1300];
+    snprintf(cmd, sizeof(cmd), "%s", failed);
+    if (rename(a->cfg.data_dir, failed) != 0)
+        log_error("rename %s: %s", a->cfg.data_dir, strerror(errno));
+    a->exit_code = 1;
+    a->stopping = 1;
+    evloop_stop(a->loop);
+}
+
+static void bootstrap_step(agent *a, int step);
+
+static void on_bootstrap_leader(const etcd_result *r, void *arg)
+{
+    agent *a = arg;
+    if (!r->ok) {
+        bootstrap_failed(a, r->error ? r->error : "cannot write leader key");
+        return;
+    }
+    a->am_leader = 1;
+    a->lease_confirmed_sent_ms = now_ms(a);
+    arm_fence(a);
+    snprintf(a->leader, sizeof(a->leader), "%.127s", a->cfg.name);
+    put_key(a, "initialize", a->st.sysid, 0);
+    char *cfgs = json_dumps(a->cfg.bootstrap_dcs, JSON_COMPACT);
+    if (cfgs)
+        put_key(a, "config", cfgs, 0);
+    free(cfgs);
+    log_info("bootstrap done: leader with system identifier %s", a->st.sysid);
+    set_busy(a, NULL);
+    agent_wake(a);
+}
+
+static void on_bootstrap_sql(PGresult *res, const char *err, void *arg)
+{
+    agent *a = arg;
+    if (!res) {
+        bootstrap_failed(a, err ? err : "bootstrap SQL failed");
+        return;
+    }
+    bootstrap_step(a, 3);
+}
+
+static void on_bootstrap_probe(PGresult *res, const char *err, void *arg)
+{
+    agent *a = arg;
+    if (!res) {
+        if (!a->pg) {
+            bootstrap_failed(a, "postgres exited during bootstrap");
+            return;
+        }
+        bootstrap_step(a, 1); /* not up yet: probe again */
+        return;
+    }
+    snprintf(a->st.sysid, sizeof(a->st.sysid), "%s", PQgetvalue(res, 0, 0));
+    bootstrap_step(a, 2);
+}
+
+static void on_probe_timer(evloop *loop, void *arg)
+{
+    agent *a = arg;
+    run_sql(a, "SELECT system_identifier::text FROM pg_control_system()", on_bootstrap_probe);
+}
+
+static void bootstrap_step(agent *a, int step)
+{
+    if (step == 1) {
+        evloop_timer_start(a->loop, 100, on_probe_timer, a);
+        return;
+    }
+    if (step == 2) {
+        char sql[4096] = "";
+        char pw[600] = "";
+        pgfiles_quote(a->cfg.replication.password, pw, sizeof(pw));
+        snprintf(sql, sizeof(sql), "CREATE ROLE \"%s\" WITH REPLICATION LOGIN PASSWORD %s;",
+                 a->cfg.replication.username, pw);
+        if (a->cfg.rewind.username[0]) {
+            pw[0] = '\0';
+            pgfiles_quote(a->cfg.rewind.password, pw, sizeof(pw));
+            size_t l = strlen(sql);
+            snprintf(sql + l, sizeof(sql) - l,
+                     "CREATE ROLE \"%s\" WITH LOGIN PASSWORD %s;"
+                     "GRANT EXECUTE ON function pg_catalog.pg_ls_dir(text, boolean, boolean) TO "
+                     "\"%s\";"
+                     "GRANT EXECUTE ON function pg_catalog.pg_stat_file(text, boolean) TO \"%s\";"
+                     "GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text) TO \"%s\";"
+                     "GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text, bigint, "
+                     "bigint, boolean) TO \"%s\";",
+                     a->cfg.rewind.username, pw, a->cfg.rewind.username, a->cfg.rewind.username,
+                     a->cfg.rewind.username, a->cfg.rewind.username);
+        }
+        run_sql(a, sql, on_bootstrap_sql);
+        return;
+    }
+    if (step == 3) {
+        /* Leader key: unconditional put with my lease (Patroni's take_leader). */
+        char k[512];
+        key(a, "leader", k, sizeof(k));
+        etcd_put(a->etcd, k, strlen(k), a->cfg.name, strlen(a->cfg.name), a->lease_id,
+                 dcs_timeout(a), on_bootstrap_leader, a);
+    }
+}
+
+static void on_initdb(proc *p, int status, const char *out, void *arg)
+{
+    agent *a = arg;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        bootstrap_failed(a, "initdb failed");
+        return;
+    }
+    char from[600], to[600];
+    snprintf(from, sizeof(from), "%s/postgresql.conf", a->cfg.data_dir);
+    snprintf(to, sizeof(to), "%s/postgresql.base.conf", a->cfg.data_dir);
+    if (rename(from, to) != 0) {
+        bootstrap_failed(a, "cannot keep initdb's postgresql.conf");
+        return;
+    }
+    pgfiles_marker_set(&a->cfg, 1);
+    a->needs_rewind = 1;
+    start_postgres(a, 0);
+    if (!a->pg) {
+        bootstrap_failed(a, "cannot start postgres");
+        return;
+    }
+    bootstrap_step(a, 1);
+}
+
+static int make_dir_for_pg(agent *a, const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -1;
+    if (getuid() == 0 && a->uid && chown(dir, a->uid, a->gid) != 0)
+        return -1;
+    return chmod(dir, 0700);
+}
+
+static void do_bootstrap(agent *a)
+{
+    set_busy(a, "bootstrap");
+    set_state(a, "initializing new cluster");
+    char err[256];
+    if (make_dir_for_pg(a, a->cfg.data_dir) != 0) {
+        bootstrap_failed(a, strerror(errno));
+        return;
+    }
+    if (pgfiles_write_pgpass(&a->cfg, a->uid, a->gid, err, sizeof(err)) != 0) {
+        bootstrap_failed(a, err);
+        return;
+    }
+    /* superuser password via a pwfile readable only by the postgres user */
+    char pwfile[600];
+    snprintf(pwfile, sizeof(pwfile), "%s.pwfile", a->cfg.data_dir);
+    FILE *f = fopen(pwfile, "we");
+    if (!f) {
+        bootstrap_failed(a, "cannot write pwfile");
+        return;
+    }
+    fprintf(f, "%s\n", a->cfg.superuser.password);
+    fclose(f);
+    chmod(pwfile, 0600);
+    if (getuid() == 0 && a->uid && chown(pwfile, a->uid, a->gid) != 0)
+        log_warn("chown %s: %s", pwfile, strerror(errno));
+    static char args[24][700];
+    char *argv[32];
+    int n = 0;
+    snprintf(args[n], sizeof(args[n]), "%s/initdb", a->cfg.bin_dir);
+    argv[n] = args[n];
+    n++;
+    snprintf(args[n], sizeof(args[n]), "--pgdata=%s", a->cfg.data_dir);
+    argv[n] = args[n];
+    n++;
+    snprintf(args[n], sizeof(args[n]), "--username=%s", a->cfg.superuser.username);
+    argv[n] = args[n];
+    n++;
+    snprintf(args[n], sizeof(args[n]), "--pwfile=%s", pwfile);
+    argv[n] = args[n];
+    n++;
+    snprintf(args[n], sizeof(args[n]), "--auth-host=scram-sha-256");
+    argv[n] = args[n];
+    n++;
+    snprintf(args[n], sizeof(args[n]), "--auth-local=trust");
+    argv[n] = args[n];
+    n++;
+    size_t i;
+    json_t *o;
+    json_array_foreach(a->cfg.bootstrap_initdb, i, o)
+    {
+        if (n >= 22)
+            break;
+        if (json_is_string(o)) {
+            snprintf(args[n], sizeof(args[n]), "--%s", json_string_value(o));
+        } else {
+            const char *k = json_object_iter_key(json_object_iter(o));
+            json_t *v = json_object_iter_value(json_object_iter(o));
+            if (json_is_integer(v))
+                snprintf(args[n], sizeof(args[n]), "--%s=%lld", k,
+                         (long long)json_integer_value(v));
+            else
+                snprintf(args[n], sizeof(args[n]), "--%s=%s", k, json_string_value(v));
+        }
+        argv[n] = args[n];
+        n++;
+    }
+    argv[n] = NULL;
+    proc_opts po = {.log_prefix = "initdb", .uid = a->uid, .gid = a->gid};
+    if (!proc_spawn(a->loop, argv, &po, on_initdb, a))
+        bootstrap_failed(a, "cannot run initdb");
+}
+
+static void on_init_race(const etcd_result *r, void *arg)
+{
+    agent *a = arg;
+    if (!r->ok) {
+        log_warn("initialize race: %s", r->error);
+        set_busy(a, NULL);
+        return;
+    }
+    if (!r->succeeded) {
+        log_info("lost the bootstrap race: waiting for the leader to bootstrap");
+        set_busy(a, NULL);
+        agent_wake(a);
+        return;
+    }
+    log_info("won the bootstrap race: running initdb");
+    do_bootstrap(a);
+}
+
+/* ---------------- clone / rewind ---------------- */
+
+static void move_aside(agent *a, const char *suffix)
+{
+    char aside[600], cmd[1400];
+    snprintf(aside, sizeof(aside), "%s.%s", a->cfg.data_dir, suffix);
+    /* keep one: remove the previous copy (recursive delete via a child would be async;
+     * a rename of the old one first keeps this step non-blocking for the big tree) */
+    char old[620];
+    snprintf(old, sizeof(old), "%s.old", aside);
+    if (access(aside, F_OK) == 0) {
+        rename(aside, old);
+        char *argv[] = {"/bin/rm", "-rf", old, NULL};
+        proc_opts o = {.log_prefix = "rm", .quiet = 1};
+        proc_spawn(a->loop, argv, &o, NULL, NULL);
+    }
+    snprintf(cmd, sizeof(cmd), "%s", aside);
+    if (rename(a->cfg.data_dir, aside) != 0)
+        log_error("cannot move %s aside: %s", a->cfg.data_dir, strerror(errno));
+    else
+        log_warn("moved diverged data directory to %s", aside);
+}
+
+static void on_basebackup(proc *p, int status, const char *out, void *arg)
+{
+    agent *a = arg;
+    set_busy(a, NULL);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        log_error("pg_basebackup failed; will retry");
+        move_aside(a, "failed-clone");
+        set_state(a, "stopped");
+        agent_wake(a);
+        return;
+    }
+    /* The copied postgresql.conf is the leader's generated one; keep the base config. */
+    pgfiles_marker_set(&a->cfg, 0);
+    a->needs_rewind = 0;
+    start_postgres(a, 1);
+    agent_wake(a);
+}
+
+static void do_clone(agent *a)
+{
+    char host[256];
+    int port;
+    if (member_conn(a, a->leader, host, sizeof(host), &port) != 0)
+        return;
+    char err[256];
+    if (pgfiles_write_pgpass(&a->cfg, a->uid, a->gid, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return;
+    }
+    /* pg_basebackup wants an empty or absent directory it can create. */
+    char parent[600];
+    snprintf(parent, sizeof(parent), "%s", a->cfg.data_dir);
+    rmdir(a->cfg.data_dir);
+    set_busy(a, "clone");
+    set_state(a, "creating replica");
+    char bin[512], d[600], h[300], pt[16], u[128], pass[600];
+    snprintf(bin, sizeof(bin), "%s/pg_basebackup", a->cfg.bin_dir);
+    snprintf(d, sizeof(d), "--pgdata=%s", a->cfg.data_dir);
+    snprintf(h, sizeof(h), "--host=%s", host);
+    snprintf(pt, sizeof(pt), "--port=%d", port);
+    snprintf(u, sizeof(u), "--username=%s", a->cfg.replication.username);
+    snprintf(pass, sizeof(pass), "PGPASSFILE=%s", a->cfg.pgpass);
+    char *argv[] = {bin, d, h, pt, u, "--wal-method=stream", "--checkpoint=fast", "--no-password",
+                    NULL};
+    char *env[] = {pass, NULL};
+    proc_opts o = {.log_prefix = "pg_basebackup", .uid = a->uid, .gid = a->gid, .extra_env = env};
+    /* the parent directory must be writable by the postgres user */
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (getuid() == 0 && a->uid && chown(parent, a->uid, a->gid) != 0)
+            log_warn("chown %s: %s", parent, strerror(errno));
+    }
+    log_info("cloning from %s (%s:%d)", a->leader, host, port);
+    if (!proc_spawn(a->loop, argv, &o, on_basebackup, a))
+        set_busy(a, NULL);
+}
+
+static void on_rewind(proc *p, int status, const char *out, void *arg)
+{
+    agent *a = arg;
+    set_busy(a, NULL);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        log_error("pg_rewind failed");
+        if (a->cfg.remove_data_directory_on_rewind_failure) {
+            move_aside(a, "diverged");
+            log_warn("falling back to a fresh clone");
+        }
+        agent_wake(a);
+        return;
+    }
+    log_info("pg_rewind done");
+    pgfiles_marker_set(&a->cfg, 0);
+    a->needs_rewind = 0;
+    start_postgres(a, 1);
+    agent_wake(a);
+}
+
+static void do_rewind(agent *a)
+{
+    char host[256];
+    int port;
+    json_t *lm = json_object_get(a->members, a->leader);
+    if (json_is_false(json_object_get(lm, "checkpoint_after_promote"))) {
+        log_info("waiting for leader %s to checkpoint after promote before pg_rewind", a->leader);
+        return;
+    }
+    if (!a->dyn.use_pg_rewind) {
+        log_warn("use_pg_rewind is off: moving the data directory aside and re-cloning");
+        move_aside(a, "diverged");
+        agent_wake(a);
+        return;
+    }
+    if (member_conn(a, a->leader, host, sizeof(host), &port) != 0)
+        return;
+    char err[256];
+    if (pgfiles_write_pgpass(&a->cfg, a->uid, a->gid, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return;
+    }
+    set_busy(a, "rewind");
+    set_state(a, "rewinding");
+    const cfg_credentials *c = a->cfg.rewind.username[0] ? &a->cfg.rewind : &a->cfg.superuser;
+    char bin[512], d[600], src[900], pass[600];
+    snprintf(bin, sizeof(bin), "%s/pg_rewind", a->cfg.bin_dir);
+    snprintf(d, sizeof(d), "--target-pgdata=%s", a->cfg.data_dir);
+    snprintf(src, sizeof(src),
+             "--source-server=host=%s port=%d user=%s dbname=postgres passfile=%s "
+             "connect_timeout=3",
+             host, port, c->username, a->cfg.pgpass);
+    snprintf(pass, sizeof(pass), "PGPASSFILE=%s", a->cfg.pgpass);
+    char *argv[] = {bin, d, src, NULL};
+    char *env[] = {pass, NULL};
+    proc_opts o = {.log_prefix = "pg_rewind", .uid = a->uid, .gid = a->gid, .extra_env = env};
+    log_info("rewinding from %s", a->leader);
+    if (!proc_spawn(a->loop, argv, &o, on_rewind, a))
+        set_busy(a, NULL);
+}
+
+/* ---------------- leader race / promote / demote ---------------- */
+
+static void promote(agent *a)
+{
+    if (!a->pg || a->promote_requested)
+        return;
+    char path[600];
+    snprintf(path, sizeof(path), "%s/promote.signal", a->cfg.data_dir);
+    FILE *f = fopen(path, "we");
+    if (f)
+        fclose(f);
+    if (getuid() == 0 && a->uid && chown(path, a->uid, a->gid) != 0)
+        log_warn("chown %s: %s", path, strerror(errno));
+    pgfiles_marker_set(&a->cfg, 1);
+    a->needs_rewind = 1;
+    a->promote_requested = 1;
+    a->checkpoint_after_promote_pending = 1;
+    proc_signal(a->pg, SIGUSR1); /* what pg_ctl promote does */
+    log_info("promoting postgres");
+}
+
+static void clear_failover_key(agent *a)
+{
+    if (a->failover_present)
+        put_key(a, "failover", "{}", 0);
+}
+
+static void on_acquire(const etcd_result *r, void *arg)
+{
+    agent *a = arg;
+    if (!r->ok || !r->succeeded) {
+        log_info("leader race lost%s%s", r->ok ? "" : ": ", r->ok ? "" : r->error);
+        cycle_end(a);
+        return;
+    }
+    log_info("acquired the leader lock");
+    a->am_leader = 1;
+    snprintf(a->leader, sizeof(a->leader), "%.127s", a->cfg.name);
+    arm_fence(a);
+    clear_failover_key(a);
+    if (a->st.in_recovery)
+        promote(a);
+    publish(a);
+    cycle_end(a);
+}
+
+static void acquire(agent *a)
+{
+    char k[512];
+    key(a, "leader", k, sizeof(k));
+    etcd_compare c = {.key = k, .key_len = strlen(k), .target = ETCD_CMP_CREATE, .number = 0};
+    etcd_op op = {.type = ETCD_OP_PUT,
+                  .key = k,
+                  .key_len = strlen(k),
+                  .value = a->cfg.name,
+                  .value_len = strlen(a->cfg.name),
+                  .lease = a->lease_id};
+    etcd_txn(a->etcd, &c, 1, &op, 1, NULL, 0, dcs_timeout(a), on_acquire, a);
+}
+
+static void release_leader(agent *a, etcd_cb cb)
+{
+    char k[512];
+    key(a, "leader", k, sizeof(k));
+    etcd_compare c = {.key = k,
+                      .key_len = strlen(k),
+                      .target = ETCD_CMP_VALUE,
+                      .value = a->cfg.name,
+                      .value_len = strlen(a->cfg.name)};
+    etcd_op op = {.type = ETCD_OP_DELETE, .key = k, .key_len = strlen(k)};
+    a->am_leader = 0;
+    arm_fence(a);
+    etcd_txn(a->etcd, &c, 1, &op, 1, NULL, 0, dcs_timeout(a), cb ? cb : on_write_logged, a);
+}
+
+/* ---------------- peers ---------------- */
+
+static void peers_done(agent *a)
+{
+    a->peers_polled = 1;
+    decide_and_act(a);
+}
+
+typedef struct peer_req {
+    agent *a;
+    size_t idx;
+} peer_req;
+
+static void on_peer(const http_client_result *res, void *arg)
+{
+    peer_req *pr = arg;
+    agent *a = pr->a;
+    ha_peer *p = &a->peers[pr->idx];
+    free(pr);
+    if (res->status == 200) {
+        json_t *j = json_loadb(res->body, res->body_len, 0, NULL);
+        if (json_is_object(j)) {
+            p->reachable = 1;
+            const char *role = json_string_value(json_object_get(j, "role"));
+            p->is_primary = role && (strcmp(role, "master") == 0 || strcmp(role, "primary") == 0) &&
+                            json_is_string(json_object_get(j, "state")) &&
+                            strcmp(json_string_value(json_object_get(j, "state")), "running") == 0;
+            json_t *x = json_object_get(j, "xlog");
+            int64_t loc = json_integer_value(json_object_get(x, "location"));
+            int64_t rec = json_integer_value(json_object_get(x, "received_location"));
+            int64_t rep = json_integer_value(json_object_get(x, "replayed_location"));
+            p->wal = loc > rec ? loc : rec;
+            if (rep > p->wal)
+                p->wal = rep;
+            p->nofailover = json_is_true(json_object_get(json_object_get(j, "tags"), "nofailover"));
+        }
+        json_decref(j);
+    }
+    if (--a->peers_pending == 0)
+        peers_done(a);
+}
+
+static void poll_peers(agent *a)
+{
+    a->npeers = 0;
+    a->peers_pending = 0;
+    const char *name;
+    json_t *m;
+    /* members of the view plus failsafe members (the dead leader's key may be gone) */
+    json_t *all = json_deep_copy(a->members);
+    if (a->failsafe) {
+        const char *fn;
+        json_t *u;
+        json_object_foreach(a->failsafe, fn, u)
+        {
+            if (!json_object_get(all, fn))
+                json_object_set_new(all, fn, json_pack("{s:O}", "api_url", u));
+        }
+    }
+    json_object_foreach(all, name, m)
+    {
+        if (strcmp(name, a->cfg.name) == 0 || a->npeers >= HA_MAX_PEERS)
+            continue;
+        const char *url = json_string_value(json_object_get(m, "api_url"));
+        if (!url)
+            continue;
+        ha_peer *p = &a->peers[a->npeers];
+        memset(p, 0, sizeof(*p));
+        snprintf(p->name, sizeof(p->name), "%s", name);
+        peer_req *pr = malloc(sizeof(*pr));
+        if (!pr)
+            continue;
+        pr->a = a;
+        pr->idx = a->npeers++;
+        a->peers_pending++;
+        http_client_opts o = {.timeout_ms = PEER_TIMEOUT_MS, .connect_timeout_ms = 500};
+        if (!http_client_request(a->http, url, &o, on_peer, pr)) {
+            free(pr);
+            a->peers_pending--;
+        }
+    }
+    json_decref(all);
+    if (a->peers_pending == 0)
+        peers_done(a);
+}
+
+/* ---------------- the cycle ---------------- */
+
+static void cycle_end(agent *a)
+{
+    publish(a);
+    a->cycle_running = 0;
+    a->last_cycle_end_ms = now_ms(a);
+    if (a->stopping)
+        return;
+    uint64_t next = a->cycle_started_ms + (uint64_t)a->dyn.loop_wait * 1000;
+    uint64_t now = now_ms(a);
+    uint64_t delay = next > now ? next - now : 0;
+    if (a->wake_pending) {
+        a->wake_pending = 0;
+        delay = 0;
+    }
+    if (a->cycle_timer)
+        evloop_timer_cancel(a->loop, a->cycle_timer);
+    a->cycle_timer = evloop_timer_start(a->loop, delay, on_cycle_timer, a);
+}
+
+static void act(agent *a, const ha_output *d)
+{
+    switch (d->action) {
+    case HA_INIT_RACE: {
+        char k[512];
+        key(a, "initialize", k, sizeof(k));
+        etcd_compare c = {.key = k, .key_len = strlen(k), .target = ETCD_CMP_CREATE};
+        etcd_op op = {.type = ETCD_OP_PUT, .key = k, .key_len = strlen(k), .value = ""};
+        set_busy(a, "initialize race");
+        etcd_txn(a->etcd, &c, 1, &op, 1, NULL, 0, dcs_timeout(a), on_init_race, a);
+        break;
+    }
+    case HA_CLONE:
+        do_clone(a);
+        break;
+    case HA_RELEASE:
+        release_leader(a, NULL);
+        break;
+    case HA_WRITE_INITIALIZE:
+        put_key(a, "initialize", a->st.sysid, 0);
+        break;
+    case HA_START_PRIMARY:
+        start_postgres(a, 0);
+        break;
+    case HA_START_REPLICA:
+        start_postgres(a, 1);
+        break;
+    case HA_REWIND:
+        do_rewind(a);
+        break;
+    case HA_ACQUIRE:
+        acquire(a);
+        return; /* cycle_end from the callback */
+    case HA_PROMOTE:
+        promote(a);
+        break;
+    case HA_LEAD:
+        if (a->promote_requested && !a->st.in_recovery) {
+            a->promote_requested = 0;
+            run_sql(a, "CHECKPOINT", on_checkpoint_after_promote);
+        }
+        if (a->failover_present && !a->failover_member[0] && !a->failover_leader[0])
+            break;
+        ensure_slots(a);
+        break;
+    case HA_DEMOTE:
+        log_warn("demoting: %s", d->reason);
+        fence_now(a, d->reason);
+        break;
+    case HA_SWITCHOVER:
+        /* graceful: fast shutdown (shutdown checkpoint), then release the key */
+        log_info("switchover: %s", d->reason);
+        pgfiles_marker_set(&a->cfg, 1);
+        a->needs_rewind = 1;
+        stop_postgres(a, SIGINT);
+        release_leader(a, NULL);
+        break;
+    case HA_FOLLOW:
+        if (a->needs_rewind && a->pg) {
+            log_info("former primary running read-only: stopping it to rewind from %s", a->leader);
+            stop_postgres(a, SIGINT);
+        } else if (strcmp(a->following, a->leader) != 0 && a->pg) {
+            /* PG >= 13 reloads primary_conninfo on SIGHUP */
+            char err[256];
+            char host[256], slot[64];
+            int port;
+            if (member_conn(a, a->leader, host, sizeof(host), &port) == 0) {
+                pgfiles_slot_name(a->cfg.name, slot, sizeof(slot));
+                pg_upstream up = {
+                    .host = host, .port = port, .slot = a->dyn.use_slots ? slot : NULL};
+                if (pgfiles_write_conf(&a->cfg, a->dyn.parameters, 1, &up, a->uid, a->gid, err,
+                                       sizeof(err)) == 0) {
+                    proc_signal(a->pg, SIGHUP);
+                    snprintf(a->following, sizeof(a->following), "%s", a->leader);
+                    log_info("now following %s", a->leader);
+                }
+            }
+        }
+        break;
+    case HA_FATAL:
+        log_error("%s", d->reason);
+        a->exit_code = 1;
+        a->stopping = 1;
+        if (a->pg)
+            stop_postgres(a, SIGINT);
+        evloop_stop(a->loop);
+        break;
+    case HA_POLL_PEERS:
+        poll_peers(a);
+        return;
+    case HA_WAIT:
+        break;
+    }
+    cycle_end(a);
+}
+
+static void decide_and_act(agent *a)
+{
+    ha_input in;
+    memset(&in, 0, sizeof(in));
+    in.me = a->cfg.name;
+    in.nofailover = a->cfg.nofailover;
+    in.paused = a->dyn.pause;
+    in.dcs_ok = a->dcs_ok;
+    in.initialize_present = a->initialize_present;
+    in.initialize = a->initialize;
+    in.leader = a->leader[0] ? a->leader : NULL;
+    char h[256];
+    int p;
+    in.leader_has_conn = a->leader[0] && member_conn(a, a->leader, h, sizeof(h), &p) == 0;
+    in.failover_leader = a->failover_present ? a->failover_leader : NULL;
+    in.failover_member = a->failover_present ? a->failover_member : NULL;
+    in.cluster_optime = a->optime;
+    in.maximum_lag_on_failover = a->dyn.maximum_lag_on_failover;
+    in.data_empty = pgfiles_data_empty(a->cfg.data_dir);
+    in.sysid = a->st.sysid;
+    in.pg_process = a->pg != NULL;
+    in.pg_running = a->pg_running && a->st.valid;
+    in.pg_primary = in.pg_running && !a->st.in_recovery;
+    in.needs_rewind = a->needs_rewind;
+    in.my_wal = agent_wal(a);
+    in.async_busy = a->busy || (a->pg && a->pg_stop_requested);
+    in.failsafe_hold = now_ms(a) < a->failsafe_hold_until_ms;
+    in.peers_polled = a->peers_polled;
+    in.peers = a->peers;
+    in.npeers = a->npeers;
+    ha_output d;
+    ha_decide(&in, &d);
+    if (d.action != a->last_decision.action || strcmp(d.reason, a->last_decision.reason) != 0)
+        log_info("ha: %s (%s)", d.reason, ha_action_name(d.action));
+    a->last_decision = d;
+    act(a, &d);
+}
+
+static void after_pg_status(agent *a)
+{
+    /* The lock is mine only if the key says so and is on my lease; re-attach otherwise. */
+    if (a->dcs_ok) {
+        int mine = strcmp(a->leader, a->cfg.name) == 0;
+        if (mine && a->leader_lease != a->lease_id && a->lease_id) {
+            char k[512];
+            key(a, "leader", k, sizeof(k));
+            etcd_compare c = {.key = k,
+                              .key_len = strlen(k),
+                              .target = ETCD_CMP_VALUE,
+                              .value = a->cfg.name,
+                              .value_len = strlen(a->cfg.name)};
+            etcd_op op = {.type = ETCD_OP_PUT,
+                          .key = k,
+                          .key_len = strlen(k),
+                          .value = a->cfg.name,
+                          .value_len = strlen(a->cfg.name),
+                          .lease = a->lease_id};
+            etcd_txn(a->etcd, &c, 1, &op, 1, NULL, 0, dcs_timeout(a), on_write_logged, a);
+        }
+        if (a->am_leader && !mine)
+            log_warn("lost the leader lock (leader is now '%s')", a->leader);
+        a->am_leader = mine;
+        arm_fence(a);
+    }
+    a->peers_polled = 0;
+    decide_and_act(a);
+}
+
+static void pg_status_step(agent *a)
+{
+    if (!a->pg || a->pg_stop_requested) {
+        pg_status_clear(&a->st);
+        a->pg_running = 0;
+        after_pg_status(a);
+        return;
+    }
+    char ci[1024];
+    conninfo_local(a, ci, sizeof(ci));
+    if (!pgq_run(a->loop, ci, STATUS_SQL, PG_QUERY_TIMEOUT_MS, on_status, a))
+        on_status(NULL, "cannot start query", a);
+}
+
+/* failsafe: ask every other member to accept me as the primary */
+typedef struct fs_round {
+    agent *a;
+    size_t pending, accepted, total;
+    uint64_t sent_ms;
+    char *body; /* must outlive the requests */
+} fs_round;
+
+static void fs_finish(fs_round *r)
+{
+    agent *a = r->a;
+    if (r->accepted == r->total && r->total > 0) {
+        if (!a->failsafe_active)
+            log_warn("DCS is not accessible: continuing as primary, failsafe mode is on and "
+                     "all %zu members accepted",
+                     r->total);
+        a->failsafe_active = 1;
+        a->failsafe_confirmed_sent_ms = r->sent_ms;
+        arm_fence(a);
+    } else {
+        a->failsafe_active = 0;
+        log_error("DCS is not accessible and only %zu of %zu members accepted failsafe: "
+                  "demoting",
+                  r->accepted, r->total);
+        fence_now(a, "DCS lost and failsafe not confirmed by every member");
+    }
+    free(r->body);
+    free(r);
+    cycle_end(a);
+}
+
+static void on_fs_reply(const http_client_result *res, void *arg)
+{
+    fs_round *r = arg;
+    if (res->status == 200)
+        r->accepted++;
+    if (--r->pending == 0)
+        fs_finish(r);
+}
+
+static void failsafe_round(agent *a)
+{
+    fs_round *r = calloc(1, sizeof(*r));
+    if (!r) {
+        cycle_end(a);
+        return;
+    }
+    r->a = a;
+    r->sent_ms = now_ms(a);
+    json_t *targets = a->failsafe ? a->failsafe : a->members;
+    char api[300];
+    snprintf(api, sizeof(api), "http://%s/patroni", a->cfg.rest_connect_address);
+    json_t *body = json_pack("{s:s,s:s,s:s}", "name", a->cfg.name, "conn_url", "", "api_url", api);
+    char conn[300];
+    snprintf(conn, sizeof(conn), "postgres://%s/postgres", a->cfg.pg_connect_address);
+    json_object_set_new(body, "conn_url", json_string(conn));
+    char *bs = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    const char *name;
+    json_t *v;
+    static const char *const hdrs[] = {"Content-Type: application/json", NULL};
+    json_object_foreach(targets, name, v)
+    {
+        if (strcmp(name, a->cfg.name) == 0)
+            continue;
+        const char *url = json_is_string(v) ? json_string_value(v)
+                                            : json_string_value(json_object_get(v, "api_url"));
+        if (!url)
+            continue;
+        char fu[400];
+        snprintf(fu, sizeof(fu), "%s", url);
+        char *pp = strstr(fu, "/patroni");
+        if (pp)
+            *pp = '\0';
+        strncat(fu, "/failsafe", sizeof(fu) - strlen(fu) - 1);
+        r->total++;
+        r->pending++;
+        http_client_opts o = {.method = "POST",
+                              .headers = hdrs,
+                              .body = bs,
+                              .body_len = bs ? strlen(bs) : 0,
+                              .timeout_ms = 800,
+                              .connect_timeout_ms = 500};
+        if (!http_client_request(a->http, fu, &o, on_fs_reply, r))
+            r->pending--;
+    }
+    r->body = bs;
+    if (r->pending == 0)
+        fs_finish(r);
+}
+
+static void dcs_error(agent *a, const char *why)
+{
+    if (a->dcs_ok)
+        log_error("DCS is not accessible: %s", why);
+    a->dcs_ok = 0;
+    int primary = a->pg_running && a->st.valid && !a->st.in_recovery;
+    if (!primary) {
+        /* replica: keep running read-only; refresh the local postgres state for REST */
+        pg_status_step(a);
+        return;
+    }
+    if (a->dyn.failsafe_mode && (a->am_leader || a->failsafe_active)) {
+        failsafe_round(a);
+        return;
+    }
+    fence_now(a, "DCS is not accessible and failsafe mode is off");
+    cycle_end(a);
+}
+
+static void on_range(const etcd_result *r, void *arg)
+{
+    agent *a = arg;
+    if (!r->ok) {
+        dcs_error(a, r->error ? r->error : "range failed");
+        return;
+    }
+    a->dcs_ok = 1;
+    a->failsafe_active = 0;
+    a->dcs_last_seen = (int64_t)time(NULL);
+    view_from_range(a, r);
+    pg_status_step(a);
+}
+
+static void read_cluster(agent *a)
+{
+    char end[400];
+    size_t pl = strlen(a->prefix);
+    etcd_prefix_end(a->prefix, pl, end);
+    etcd_range(a->etcd, a->prefix, pl, end, pl, 0, dcs_timeout(a), on_range, a);
+}
+
+typedef struct ka_ctx {
+    agent *a;
+    uint64_t sent;
+} ka_ctx;
+
+static void on_grant(const etcd_result *r, void *arg)
+{
+    ka_ctx *k = arg;
+    agent *a = k->a;
+    if (!r->ok || r->lease_id == 0) {
+        free(k);
+        dcs_error(a, r->error ? r->error : "lease grant failed");
+        return;
+    }
+    a->lease_id = r->lease_id;
+    a->lease_confirmed_sent_ms = k->sent;
+    free(k);
+    log_info("granted lease %" PRIx64 " (ttl %d s)", (uint64_t)a->lease_id, a->dyn.ttl);
+    read_cluster(a);
+}
+
+static void on_keepalive(const etcd_result *r, void *arg)
+{
+    ka_ctx *k = arg;
+    agent *a = k->a;
+    if (!r->ok) {
+        free(k);
+        dcs_error(a, r->error ? r->error : "keepalive failed");
+        return;
+    }
+    if (r->ttl <= 0) {
+        log_warn("lease %" PRIx64 " expired; granting a new one", (uint64_t)a->lease_id);
+        a->lease_id = 0;
+        if (a->am_leader)
+            fence_now(a, "leader lease expired");
+        k->sent = now_ms(a);
+        etcd_lease_grant(a->etcd, a->dyn.ttl, dcs_timeout(a), on_grant, k);
+        return;
+    }
+    a->lease_confirmed_sent_ms = k->sent;
+    free(k);
+    arm_fence(a);
+    read_cluster(a);
+}
+
+static void cycle_start(agent *a)
+{
+    if (a->stopping || a->cycle_running)
+        return;
+    a->cycle_running = 1;
+    a->cycle_started_ms = now_ms(a);
+    ka_ctx *k = malloc(sizeof(*k));
+    if (!k) {
+        cycle_end(a);
+        return;
+    }
+    k->a = a;
+    k->sent = now_ms(a);
+    if (a->lease_id == 0)
+        etcd_lease_grant(a->etcd, a->dyn.ttl, dcs_timeout(a), on_grant, k);
+    else
+        etcd_lease_keepalive(a->etcd, a->lease_id, dcs_timeout(a), on_keepalive, k);
+}
+
+/* ---------------- watch: wake replicas at once when the leader key changes -------------- */
+
+static void watch_start(agent *a);
+
+static void on_watch_timer(evloop *loop, void *arg)
+{
+    watch_start(arg);
+}
+
+static void on_watch_event(int type, const etcd_kv *kv, int64_t rev, void *arg)
+{
+    agent *a = arg;
+    size_t pl = strlen(a->prefix);
+    if (kv->key_len < pl)
+        return;
+    const char *name = kv->key + pl;
+    if (strcmp(name, "leader") == 0 || strcmp(name, "failover") == 0 ||
+        (strcmp(name, "initialize") == 0 && type == 0)) {
+        if (!a->am_leader || strcmp(name, "failover") == 0)
+            agent_wake(a);
+    }
+}
+
+static void on_watch_end(const char *why, void *arg)
+{
+    agent *a = arg;
+    a->watch = NULL;
+    if (!a->stopping)
+        evloop_timer_start(a->loop, 500, on_watch_timer, a);
+}
+
+static void watch_start(agent *a)
+{
+    if (a->stopping || a->watch)
+        return;
+    char end[400];
+    size_t pl = strlen(a->prefix);
+    etcd_prefix_end(a->prefix, pl, end);
+    a->watch =
+        etcd_watch_start(a->etcd, a->prefix, pl, end, pl, 0, on_watch_event, on_watch_end, a);
+    if (!a->watch)
+        evloop_timer_start(a->loop, 500, on_watch_timer, a);
+}
+
+/* ---------------- shutdown ---------------- */
+
+static void on_stop_released(const etcd_result *r, void *arg)
+{
+    agent *a = arg;
+    log_info("leader key released; exiting");
+    evloop_stop(a->loop);
+}
+
+static void on_stop_poll(evloop *loop, void *arg);
+
+static void stop_continue(agent *a)
+{
+    if (a->pg) {
+        evloop_timer_start(a->loop, 50, on_stop_poll, a);
+        return;
+    }
+    if (a->am_leader) {
+        /* status.optime = shutdown checkpoint, then delete the key: replicas race now */
+        release_leader(a, on_stop_released);
+        return;
+    }
+    evloop_stop(a->loop);
+}
+
+static void on_stop_poll(evloop *loop, void *arg)
+{
+    stop_continue(arg);
+}
+
+static void on_stop_checkpoint(PGresult *res, const char *err, void *arg)
+{
+    agent *a = arg;
+    stop_postgres(a, SIGINT);
+    stop_continue(a);
+}
+
+static void on_signal(evloop *loop, int fd, uint32_t events, void *arg)
+{
+    agent *a = arg;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            if (a->stopping)
+                continue;
+            log_info("received signal %u: stopping (%s)", si.ssi_signo,
+                     a->am_leader ? "leader: checkpoint, fast stop, release the key"
+                                  : "replica: fast stop");
+            a->stopping = 1;
+            if (a->cycle_timer)
+                evloop_timer_cancel(a->loop, a->cycle_timer);
+            a->cycle_timer = NULL;
+            if (a->am_leader && a->pg_running)
+                run_sql(a, "CHECKPOINT", on_stop_checkpoint);
+            else {
+                stop_postgres(a, SIGINT);
+                stop_continue(a);
+            }
+        } else if (si.ssi_signo == SIGHUP) {
+            log_info("SIGHUP: reload is applied on the next start of postgres");
+        }
+    }
+}
+
+/* ---------------- main ---------------- */
+
+int agent_main(const char *config_path);
+int agent_main(const char *config_path)
+{
+    extern char **environ;
+    static agent A;
+    agent *a = &A;
+    char err[600];
+    if (agent_config_load_file(&a->cfg, config_path, environ, err, sizeof(err)) != 0) {
+        log_error("invalid configuration: %s", err);
+        return 2;
+    }
+    if (agent_dyn_config_parse(&a->dyn, a->cfg.bootstrap_dcs, err, sizeof(err)) != 0) {
+        log_error("invalid configuration: bootstrap.dcs.%s", err);
+        return 2;
+    }
+    snprintf(a->prefix, sizeof(a->prefix), "%.190s/%.190s/", a->cfg.namespace_, a->cfg.scope);
+    if (getuid() == 0) {
+        struct passwd *pw = getpwnam(a->cfg.pg_user);
+        if (!pw) {
+            log_error("postgresql.run_as: user '%s' does not exist (postgres refuses to run as "
+                      "root)",
+                      a->cfg.pg_user);
+            return 2;
+        }
+        a->uid = pw->pw_uid;
+        a->gid = pw->pw_gid;
+    }
+    a->members = json_object();
+    set_state(a, "stopped");
+    a->needs_rewind = pgfiles_marker_get(&a->cfg);
+    a->loop = evloop_new();
+    a->http = http_client_new(a->loop);
+    const char *eps[CFG_MAX_HOSTS];
+    for (size_t i = 0; i < a->cfg.n_etcd_hosts; i++)
+        eps[i] = a->cfg.etcd_hosts[i];
+    a->etcd = etcd_client_new(a->loop, a->http, eps, a->cfg.n_etcd_hosts);
+    if (!a->loop || !a->http || !a->etcd)
+        return 1;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    evloop_add_fd(a->loop, sfd, EPOLLIN, on_signal, a);
+    if (rest_start(a) != 0) {
+        log_error("restapi.listen: cannot listen on %s:%s: %s", a->cfg.rest_listen_host,
+                  a->cfg.rest_listen_port, strerror(errno));
+        return 1;
+    }
+    log_info("appliance-agent %s starting: scope %s, member %s, DCS %s (ttl %d, loop_wait %d, "
+             "retry_timeout %d)",
+             AGENT_PATRONI_VERSION, a->cfg.scope, a->cfg.name, a->cfg.etcd_hosts[0], a->dyn.ttl,
+             a->dyn.loop_wait, a->dyn.retry_timeout);
+    watch_start(a);
+    cycle_start(a);
+    evloop_run(a->loop);
+    if (a->pg)
+        proc_detach(a->pg);
+    return a->exit_code;
+}

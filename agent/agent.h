@@ -1,0 +1,115 @@
+/* The agent's runtime state, shared by the HA loop (agent/agent.c) and the REST API
+ * (agent/rest.c). One evloop; everything below is touched only from the loop's thread. */
+#ifndef AGENT_AGENT_H
+#define AGENT_AGENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent/config.h"
+#include "agent/ha.h"
+#include "agent/pgconn.h"
+#include "agent/proc.h"
+#include "etcd_client.h"
+#include "evloop.h"
+#include "http.h"
+#include "http_client.h"
+
+/* Patroni 3.0.2 is the compatibility target (the reference outputs and the Debian
+ * patronictl are 3.0.2): primary role is spelled "master" on the wire, version "3.0.2". */
+#define AGENT_PATRONI_VERSION "3.0.2"
+#define AGENT_PRIMARY_ROLE    "master"
+
+typedef struct pg_status {
+    int valid;
+    int in_recovery;
+    int64_t wal_flush, received, replayed;
+    int timeline;
+    char start_time[48];
+    int server_version;
+    char receiver_status[32];
+    char replayed_ts[48];
+    int replay_paused;
+    char sysid[32];
+    json_t *replication; /* array (owned) */
+} pg_status;
+
+typedef struct agent {
+    evloop *loop;
+    http_client *http;
+    etcd_client *etcd;
+    http_server *rest;
+    agent_config cfg;
+    agent_dyn_config dyn;
+    char prefix[400]; /* "/service/<scope>/" */
+    uid_t uid;
+    gid_t gid;
+
+    /* DCS lease and fencing (see the timing argument in agent.c) */
+    int64_t lease_id;
+    uint64_t lease_confirmed_sent_ms; /* send time of the last keepalive etcd confirmed */
+    uint64_t failsafe_confirmed_sent_ms;
+    ev_timer *fence_timer;
+
+    /* last DCS view */
+    int dcs_ok;
+    int64_t dcs_last_seen; /* epoch seconds */
+    int initialize_present;
+    char initialize[64];
+    char leader[HA_NAME_MAX];
+    int64_t leader_lease;
+    char failover_leader[HA_NAME_MAX], failover_member[HA_NAME_MAX];
+    int failover_present;
+    int64_t failover_mod;
+    int64_t optime;
+    json_t *members;     /* object: name -> member JSON (owned) */
+    json_t *config_json; /* DCS config (owned) or NULL */
+    json_t *history;     /* DCS history array (owned) or NULL */
+    json_t *failsafe;    /* DCS failsafe object (owned) or NULL */
+    int64_t config_mod;
+
+    /* postgres */
+    proc *pg;
+    int pg_stop_requested;
+    pg_status st;
+    int pg_running;
+    int needs_rewind;
+    int busy; /* async action in flight */
+    char busy_what[64];
+    char state[40]; /* member key "state" */
+    int checkpoint_after_promote_pending;
+    int promote_requested;
+    char following[HA_NAME_MAX]; /* leader postgres follows ("" none) */
+
+    /* HA */
+    int am_leader;
+    ha_output last_decision;
+    int cycle_running, wake_pending;
+    ev_timer *cycle_timer;
+    uint64_t cycle_started_ms;
+    uint64_t last_cycle_end_ms;
+    ha_peer peers[HA_MAX_PEERS];
+    size_t npeers, peers_pending;
+    int peers_polled;
+    uint64_t failsafe_hold_until_ms; /* replica: a primary confirmed itself via failsafe */
+    char failsafe_primary[HA_NAME_MAX];
+    int failsafe_active; /* primary: running on failsafe */
+
+    /* watch */
+    etcd_watch *watch;
+
+    int stopping;
+    int exit_code;
+} agent;
+
+/* agent.c */
+void agent_wake(agent *a); /* run an HA cycle as soon as possible */
+int agent_is_leader(const agent *a);
+const char *agent_role(const agent *a); /* "master", "replica", "uninitialized"... */
+int64_t agent_wal(const agent *a);
+/* rest.c */
+int rest_start(agent *a);
+json_t *rest_status_json(const agent *a);
+
+#endif

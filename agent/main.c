@@ -1,0 +1,21 @@
+/* appliance-agent: Patroni's job in C. Usage: appliance-agent CONFIG.yml */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+int agent_main(const char *config_path);
+
+int main(int argc, char **argv)
+{
+    const char *lvl = getenv("LOG_LEVEL");
+    if (lvl && log_level_parse(lvl) >= 0)
+        log_set_level((enum log_level)log_level_parse(lvl));
+    if (argc != 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: %s CONFIG.yml   (Patroni YAML keys; PATRONI_* env overrides)\n",
+                argv[0]);
+        return 2;
+    }
+    return agent_main(argv[1]);
+}

@@ -1,0 +1,460 @@
+/* Patroni's REST API on restapi.listen (contracts §4): health endpoints with the reference
+ * status codes, /patroni, /cluster, /history, /config, /liveness, /readiness, /metrics,
+ * POST /failsafe, /switchover, /restart, /reload. Basic auth on every mutating endpoint
+ * when restapi.authentication is configured. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/agent.h"
+#include "base64.h"
+#include "log.h"
+
+static int running(const agent *a)
+{
+    return a->pg_running && a->st.valid;
+}
+
+json_t *rest_status_json(const agent *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "state", json_string(a->state));
+    if (running(a)) {
+        json_object_set_new(o, "postmaster_start_time", json_string(a->st.start_time));
+        json_object_set_new(o, "role", json_string(agent_role(a)));
+        json_object_set_new(o, "server_version", json_integer(a->st.server_version));
+        if (!a->st.in_recovery) {
+            json_object_set_new(o, "xlog",
+                                json_pack("{s:I}", "location", (json_int_t)a->st.wal_flush));
+        } else {
+            json_t *x = json_pack("{s:I,s:I}", "received_location", (json_int_t)a->st.received,
+                                  "replayed_location", (json_int_t)a->st.replayed);
+            json_object_set_new(x, "replayed_timestamp",
+                                a->st.replayed_ts[0] ? json_string(a->st.replayed_ts)
+                                                     : json_null());
+            json_object_set_new(x, "paused", json_boolean(a->st.replay_paused));
+            json_object_set_new(o, "xlog", x);
+        }
+        if (a->st.timeline)
+            json_object_set_new(o, "timeline", json_integer(a->st.timeline));
+        if (a->st.in_recovery && a->st.receiver_status[0])
+            json_object_set_new(o, "replication_state", json_string("streaming"));
+        if (!a->st.in_recovery && json_array_size(a->st.replication))
+            json_object_set(o, "replication", a->st.replication);
+    } else {
+        json_object_set_new(o, "role", json_string(agent_role(a)));
+    }
+    if (!a->leader[0])
+        json_object_set_new(o, "cluster_unlocked", json_true());
+    if (a->failsafe_active)
+        json_object_set_new(o, "failsafe_mode_is_active", json_true());
+    if (a->dyn.pause)
+        json_object_set_new(o, "pause", json_true());
+    if (a->dcs_last_seen)
+        json_object_set_new(o, "dcs_last_seen", json_integer(a->dcs_last_seen));
+    if (json_object_size(a->cfg.tags))
+        json_object_set(o, "tags", a->cfg.tags);
+    if (a->st.sysid[0])
+        json_object_set_new(o, "database_system_identifier", json_string(a->st.sysid));
+    /* Our addition: why this node did what it did last cycle (e.g. why it did not race). */
+    if (a->last_decision.reason[0])
+        json_object_set_new(o, "ha_decision", json_string(a->last_decision.reason));
+    json_object_set_new(
+        o, "patroni",
+        json_pack("{s:s,s:s}", "version", AGENT_PATRONI_VERSION, "scope", a->cfg.scope));
+    return o;
+}
+
+static void send_json(http_conn *c, int code, json_t *o)
+{
+    char *s = json_dumps(o, 0); /* Patroni: json.dumps default separators ", " ": " */
+    json_decref(o);
+    http_respond(c, code, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+    free(s);
+}
+
+static void send_text(http_conn *c, int code, const char *text)
+{
+    http_respond(c, code, "text/html", text, strlen(text));
+}
+
+static int64_t parse_lag(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s)
+        return -1;
+    while (*end == ' ')
+        end++;
+    double mul = 1;
+    if (strncasecmp(end, "kB", 2) == 0)
+        mul = 1024;
+    else if (strncasecmp(end, "MB", 2) == 0)
+        mul = 1024.0 * 1024;
+    else if (strncasecmp(end, "GB", 2) == 0)
+        mul = 1024.0 * 1024 * 1024;
+    else if (*end)
+        return -1;
+    return (int64_t)(v * mul);
+}
+
+/* Health handler: codes per contracts §4.2 and reference rest_status_codes.txt. */
+static int health_code(const agent *a, const http_request *r)
+{
+    const char *p = r->path;
+    int is_leader = a->am_leader && a->dcs_ok;
+    int primary_role = running(a) && !a->st.in_recovery;
+    int primary_code = is_leader && primary_role ? 200 : 503;
+    int leader_code = is_leader ? 200 : 503;
+    char lagbuf[64];
+    int lagging = 0;
+    if (http_query_param(r, "lag", lagbuf, sizeof(lagbuf)) >= 0) {
+        int64_t lag = parse_lag(lagbuf);
+        if (lag >= 0 && a->st.valid && a->optime > a->st.replayed + lag)
+            lagging = 1;
+    }
+    int replica_ok = !a->cfg.noloadbalance && !lagging && running(a) && a->st.in_recovery;
+    /* tag filters: tag_<k>=<v> must match a configured tag */
+    for (size_t i = 0; r->query && r->query[0] && i < 1; i++) {
+        const char *k;
+        json_t *v;
+        (void)k;
+        (void)v;
+    }
+    if (strstr(p, "standby_leader") || strstr(p, "standby-leader"))
+        return 503;
+    if (strstr(p, "leader"))
+        return leader_code;
+    if (strcmp(p, "/") == 0 || strstr(p, "master") || strstr(p, "primary") ||
+        strstr(p, "read-write"))
+        return primary_code;
+    if (strstr(p, "read-only") && !strstr(p, "sync") && !strstr(p, "quorum"))
+        return (primary_code == 200 || replica_ok) ? 200 : 503;
+    if (strstr(p, "replica"))
+        return replica_ok ? 200 : 503;
+    if (strstr(p, "health"))
+        return running(a) ? 200 : 503;
+    if (strstr(p, "read-only-sync") || strstr(p, "read-only-synchronous"))
+        return primary_code == 200 ? 200 : 503;
+    if (strstr(p, "async") || strstr(p, "asynchronous"))
+        return a->dcs_ok && replica_ok ? 200 : 503;
+    return 503; /* /sync, /synchronous (no synchronous_mode), anything else */
+}
+
+static int authorized(agent *a, http_conn *c, const http_request *r)
+{
+    if (!a->cfg.rest_auth.username[0])
+        return 1;
+    const char *h = http_request_header(r, "Authorization");
+    char plain[600], enc[900];
+    snprintf(plain, sizeof(plain), "%s:%s", a->cfg.rest_auth.username, a->cfg.rest_auth.password);
+    base64_encode(plain, strlen(plain), enc);
+    int ok = 0;
+    if (h && strncmp(h, "Basic ", 6) == 0) {
+        const char *got = h + 6;
+        size_t gl = strlen(got), el = strlen(enc);
+        unsigned diff = (unsigned)(gl ^ el);
+        for (size_t i = 0; i < el; i++) /* constant time over the expected length */
+            diff |= (unsigned)(got[i < gl ? i : 0] ^ enc[i]);
+        ok = diff == 0;
+    }
+    if (!ok)
+        http_respond_ex(c, 401, "WWW-Authenticate: Basic realm=\"Patroni\"\r\n", "text/html",
+                        h ? "not authenticated" : "no auth header received", h ? 17 : 23);
+    return ok;
+}
+
+static json_t *cluster_json(agent *a)
+{
+    json_t *members = json_array();
+    const char *name;
+    json_t *m;
+    /* jansson iterates in insertion order; Patroni sorts by name */
+    const char *names[64];
+    size_t n = 0;
+    json_object_foreach(a->members, name, m)
+    {
+        if (n < 64)
+            names[n++] = name;
+    }
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            const char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        m = json_object_get(a->members, names[i]);
+        int leader = strcmp(names[i], a->leader) == 0;
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(names[i]));
+        json_object_set_new(o, "role", json_string(leader ? "leader" : "replica"));
+        const char *rs = json_string_value(json_object_get(m, "replication_state"));
+        json_object_set(o, "state",
+                        !leader && rs ? json_object_get(m, "replication_state")
+                                      : json_object_get(m, "state"));
+        json_object_set(o, "api_url", json_object_get(m, "api_url"));
+        const char *url = json_string_value(json_object_get(m, "conn_url"));
+        if (url && strncmp(url, "postgres://", 11) == 0) {
+            char hp[256], host[256];
+            int port;
+            snprintf(hp, sizeof(hp), "%s", url + 11);
+            hp[strcspn(hp, "/")] = '\0';
+            if (cfg_split_host_port(hp, host, sizeof(host), &port) == 0) {
+                json_object_set_new(o, "host", json_string(host));
+                json_object_set_new(o, "port", json_integer(port));
+            }
+        }
+        if (json_object_get(m, "timeline"))
+            json_object_set(o, "timeline", json_object_get(m, "timeline"));
+        if (json_object_get(m, "tags"))
+            json_object_set(o, "tags", json_object_get(m, "tags"));
+        if (!leader) {
+            json_t *x = json_object_get(m, "xlog_location");
+            if (json_is_integer(x) && a->optime) {
+                int64_t lag = a->optime - json_integer_value(x);
+                json_object_set_new(o, "lag", json_integer(lag > 0 ? lag : 0));
+            } else {
+                json_object_set_new(o, "lag", json_string("unknown"));
+            }
+        }
+        json_array_append_new(members, o);
+    }
+    json_t *c = json_pack("{s:o,s:s}", "members", members, "scope", a->cfg.scope);
+    if (a->dyn.pause)
+        json_object_set_new(c, "pause", json_true());
+    return c;
+}
+
+static void metrics(agent *a, http_conn *c)
+{
+    char buf[8192];
+    size_t l = 0;
+    const char *lab = "";
+    char labels[600];
+    snprintf(labels, sizeof(labels), "{scope=\"%s\",name=\"%s\"}", a->cfg.scope, a->cfg.name);
+    lab = labels;
+    int primary = running(a) && !a->st.in_recovery;
+    int replica = running(a) && a->st.in_recovery;
+#define M(name, help, fmt, ...)                                                                    \
+    l += (size_t)snprintf(buf + l, sizeof(buf) - l,                                                \
+                          "# HELP " name " " help "\n# TYPE " name " gauge\n" name "%s " fmt "\n", \
+                          lab, __VA_ARGS__)
+    M("patroni_version", "Patroni semver without periods.", "%s", "030002");
+    M("patroni_postgres_running", "Value is 1 if Postgres is running, 0 otherwise.", "%d",
+      running(a));
+    M("patroni_master", "Value is 1 if this node is the leader, 0 otherwise.", "%d", primary);
+    M("patroni_primary", "Value is 1 if this node is the leader, 0 otherwise.", "%d", primary);
+    M("patroni_xlog_location",
+      "Current location of the Postgres transaction log, 0 if this "
+      "node is not the leader.",
+      "%lld", (long long)(primary ? a->st.wal_flush : 0));
+    M("patroni_standby_leader", "Value is 1 if this node is the standby_leader, 0 otherwise.", "%d",
+      0);
+    M("patroni_replica", "Value is 1 if this node is a replica, 0 otherwise.", "%d", replica);
+    M("patroni_sync_standby", "Value is 1 if this node is a sync standby replica, 0 otherwise.",
+      "%d", 0);
+    M("patroni_xlog_received_location",
+      "Current location of the received Postgres transaction "
+      "log, 0 if this node is not a replica.",
+      "%lld", (long long)(replica ? a->st.received : 0));
+    M("patroni_xlog_replayed_location",
+      "Current location of the replayed Postgres transaction "
+      "log, 0 if this node is not a replica.",
+      "%lld", (long long)(replica ? a->st.replayed : 0));
+    M("patroni_xlog_paused", "Value is 1 if the Postgres xlog is paused, 0 otherwise.", "%d",
+      a->st.replay_paused);
+    M("patroni_postgres_streaming", "Value is 1 if Postgres is streaming, 0 otherwise.", "%d",
+      replica && a->st.receiver_status[0]);
+    M("patroni_postgres_server_version", "Version of Postgres (if running), 0 otherwise.", "%d",
+      a->st.server_version);
+    M("patroni_cluster_unlocked", "Value is 1 if the cluster is unlocked, 0 if locked.", "%d",
+      !a->leader[0]);
+    M("patroni_failsafe_mode_is_active", "Value is 1 if failsafe mode is active, 0 if inactive.",
+      "%d", a->failsafe_active);
+    M("patroni_postgres_timeline", "Postgres timeline of this node (if running), 0 otherwise.",
+      "%d", a->st.timeline);
+    M("patroni_dcs_last_seen",
+      "Epoch timestamp when DCS was last contacted successfully by "
+      "Patroni.",
+      "%lld", (long long)a->dcs_last_seen);
+    M("patroni_is_paused", "Value is 1 if auto failover is disabled, 0 otherwise.", "%d",
+      a->dyn.pause);
+#undef M
+    http_respond(c, 200, "text/plain; version=0.0.4", buf, l < sizeof(buf) ? l : sizeof(buf));
+}
+
+/* POST /failsafe from the primary: accept it (and refuse to race for ttl) */
+static void post_failsafe(agent *a, http_conn *c, const http_request *r)
+{
+    if (!a->dyn.failsafe_mode) {
+        send_text(c, 502, "Failsafe mode is not enabled");
+        return;
+    }
+    if (running(a) && !a->st.in_recovery) {
+        send_text(c, 500, "Running as a leader");
+        return;
+    }
+    json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "name"));
+    if (!name) {
+        json_decref(j);
+        send_text(c, 400, "name is required");
+        return;
+    }
+    a->failsafe_hold_until_ms = evloop_now_ms(a->loop) + (uint64_t)a->dyn.ttl * 1000;
+    snprintf(a->failsafe_primary, sizeof(a->failsafe_primary), "%s", name);
+    json_decref(j);
+    send_text(c, 200, "Accepted");
+}
+
+static void post_switchover(agent *a, http_conn *c, const http_request *r)
+{
+    json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        send_text(c, 400, "Bad request");
+        return;
+    }
+    const char *leader = json_string_value(json_object_get(j, "leader"));
+    const char *cand = json_string_value(json_object_get(j, "candidate"));
+    if (!cand)
+        cand = json_string_value(json_object_get(j, "member"));
+    if (!leader || !leader[0]) {
+        json_decref(j);
+        send_text(c, 400, "Switchover could be performed only from a specific leader");
+        return;
+    }
+    if (strcmp(leader, a->leader) != 0) {
+        json_decref(j);
+        send_text(c, 412, "leader name does not match");
+        return;
+    }
+    if (cand && strcmp(cand, leader) == 0) {
+        json_decref(j);
+        send_text(c, 400, "Switchover target and source are the same");
+        return;
+    }
+    if (cand && !json_object_get(a->members, cand)) {
+        json_decref(j);
+        send_text(c, 412, "candidate does not exists");
+        return;
+    }
+    if (json_object_size(a->members) < 2) {
+        json_decref(j);
+        send_text(c, 412,
+                  "switchover is not possible: cluster does not have members except "
+                  "leader");
+        return;
+    }
+    json_t *fo = json_pack("{s:s}", "leader", leader);
+    if (cand)
+        json_object_set_new(fo, "member", json_string(cand));
+    char *s = json_dumps(fo, JSON_COMPACT);
+    json_decref(fo);
+    char k[512];
+    snprintf(k, sizeof(k), "%sfailover", a->prefix);
+    etcd_put(a->etcd, k, strlen(k), s, strlen(s), 0, 2000, NULL, NULL);
+    free(s);
+    json_decref(j);
+    /* Answered at once; the handover runs in the next cycles (Patroni would poll and
+     * answer 200 when done; patronictl accepts 200 and 202 alike). */
+    send_text(c, 202, "Switchover scheduled");
+    agent_wake(a);
+}
+
+static void handler(http_conn *c, const http_request *r, void *arg)
+{
+    agent *a = arg;
+    const char *m = r->method;
+    const char *p = r->path;
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0) {
+        int get = strcmp(m, "OPTIONS") != 0;
+        if (get && strcmp(p, "/patroni") == 0) {
+            send_json(c, 200, rest_status_json(a));
+            return;
+        }
+        if (get && strcmp(p, "/cluster") == 0) {
+            send_json(c, 200, cluster_json(a));
+            return;
+        }
+        if (get && strcmp(p, "/history") == 0) {
+            send_json(c, 200, a->history ? json_incref(a->history) : json_array());
+            return;
+        }
+        if (get && strcmp(p, "/config") == 0) {
+            if (!a->config_json) {
+                send_text(c, 502, "No configuration in DCS");
+                return;
+            }
+            send_json(c, 200, json_incref(a->config_json));
+            return;
+        }
+        if (get && strcmp(p, "/failsafe") == 0) {
+            if (!a->dyn.failsafe_mode || !a->failsafe) {
+                send_text(c, 502, "Failsafe mode is not enabled");
+                return;
+            }
+            send_json(c, 200, json_incref(a->failsafe));
+            return;
+        }
+        if (strcmp(m, "GET") == 0 && strcmp(p, "/liveness") == 0) {
+            uint64_t now = evloop_now_ms(a->loop);
+            uint64_t limit = (uint64_t)a->dyn.ttl * 1000 * (a->am_leader ? 1 : 2);
+            int alive =
+                a->last_cycle_end_ms == 0 || now - a->last_cycle_end_ms < limit || a->cycle_running;
+            http_respond(c, alive ? 200 : 503, NULL, "", 0);
+            return;
+        }
+        if (strcmp(m, "GET") == 0 && strcmp(p, "/readiness") == 0) {
+            int ready = (a->am_leader && a->dcs_ok) || (running(a) && a->dcs_ok);
+            http_respond(c, ready ? 200 : 503, NULL, "", 0);
+            return;
+        }
+        if (get && strcmp(p, "/metrics") == 0) {
+            metrics(a, c);
+            return;
+        }
+        int code = health_code(a, r);
+        if (strcmp(m, "OPTIONS") == 0) {
+            http_respond(c, code, NULL, "", 0);
+            return;
+        }
+        send_json(c, code, rest_status_json(a));
+        return;
+    }
+    if (strcmp(m, "POST") == 0 && strcmp(p, "/failsafe") == 0) {
+        /* Patroni checks auth here too; our members send no credentials to each other
+         * unless configured, so the allowlist is the member list. */
+        post_failsafe(a, c, r);
+        return;
+    }
+    if (strcmp(m, "POST") == 0 || strcmp(m, "PATCH") == 0 || strcmp(m, "PUT") == 0 ||
+        strcmp(m, "DELETE") == 0) {
+        if (!authorized(a, c, r))
+            return;
+        if (strcmp(m, "POST") == 0 &&
+            (strcmp(p, "/switchover") == 0 || strcmp(p, "/failover") == 0)) {
+            post_switchover(a, c, r);
+            return;
+        }
+        if (strcmp(m, "POST") == 0 && strcmp(p, "/reload") == 0) {
+            send_text(c, 202, "reload scheduled");
+            return;
+        }
+    }
+    send_text(c, 501, "Unsupported method");
+}
+
+int rest_start(agent *a)
+{
+    http_limits lim;
+    http_limits_default(&lim);
+    lim.max_body_bytes = 65536;
+    lim.max_connections = 256;
+    a->rest = http_server_new(a->loop, &lim, handler, a);
+    if (!a->rest)
+        return -1;
+    return http_server_listen(a->rest, a->cfg.rest_listen_host, a->cfg.rest_listen_port);
+}
