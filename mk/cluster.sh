@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# make up / make down: the seed topology as local processes on loopback addresses
+# (DESIGN.md): etcd-N 127.0.10.N:2379/2380, pg-N 127.0.20.(10+N):5432/8008, router
+# 127.0.0.1:5000/5001/8404. State lives under build/local/; `down` keeps it and a second
+# `up` resumes the same cluster. DCS=etcd (Debian etcd) until appliance-dcs exists.
+# Each process runs under build/bin/appliance-init when that binary exists, else directly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD/build/local
+bin=$PWD/build/bin
+DCS=${DCS:-etcd}
+mkdir -p "$root"
+
+run_bg() { # name logfile cmd...
+  local name=$1 log=$2; shift 2
+  if [ -x "$bin/appliance-init" ]; then set -- "$bin/appliance-init" -- "$@"; fi
+  setsid "$@" >>"$log" 2>&1 < /dev/null &
+  echo $! >"$root/$name.pid"
+}
+
+alive() { [ -f "$root/$1.pid" ] && kill -0 "$(cat "$root/$1.pid")" 2>/dev/null; }
+
+wait_for() { # seconds description command...
+  local t=$1 what=$2; shift 2
+  local end=$((SECONDS + t))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $end ]; then echo "timed out waiting for $what" >&2; return 1; fi
+    sleep 0.2
+  done
+}
+
+up() {
+  if [ "$DCS" != etcd ]; then
+    if [ -x "$bin/appliance-dcs" ]; then echo "DCS=$DCS: appliance-dcs mode is not wired here yet; using etcd" >&2
+    else echo "DCS=$DCS: appliance-dcs is not built; using Debian etcd" >&2; fi
+  fi
+  local cluster="etcd-1=http://127.0.10.1:2380,etcd-2=http://127.0.10.2:2380,etcd-3=http://127.0.10.3:2380"
+  for n in 1 2 3; do
+    alive "etcd-$n" && continue
+    local state=new; [ -d "$root/etcd-$n/member" ] && state=existing
+    mkdir -p "$root/etcd-$n"
+    run_bg "etcd-$n" "$root/etcd-$n.log" /usr/bin/etcd --name "etcd-$n" \
+      --data-dir "$root/etcd-$n" \
+      --listen-client-urls "http://127.0.10.$n:2379" --advertise-client-urls "http://127.0.10.$n:2379" \
+      --listen-peer-urls "http://127.0.10.$n:2380" --initial-advertise-peer-urls "http://127.0.10.$n:2380" \
+      --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token pg-appliance-local
+  done
+  wait_for 30 "etcd quorum" env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.10.1:2379,http://127.0.10.2:2379,http://127.0.10.3:2379 endpoint health
+  if [ ! -x "$bin/appliance-agent" ]; then
+    echo "appliance-agent is not built yet (waits for lib/http_client.c); etcd is up" >&2
+    return 1
+  fi
+  id postgres >/dev/null 2>&1 || { echo "a 'postgres' user is needed to run postgres" >&2; return 1; }
+  for n in 0 1 2; do
+    alive "pg-$n" && continue
+    mkdir -p "$root/pg-$n"
+    chown postgres: "$root/pg-$n" 2>/dev/null || true
+    sed -e "s|data_dir: .*|data_dir: $root/pg-$n/data|" configs/postgres$n.yml >"$root/pg-$n/agent.yml"
+    run_bg "pg-$n" "$root/pg-$n.log" "$bin/appliance-agent" "$root/pg-$n/agent.yml"
+  done
+  if [ -x "$bin/appliance-router" ] && [ -f configs/router.yml ]; then
+    alive router || run_bg router "$root/router.log" "$bin/appliance-router" configs/router.yml
+  else
+    echo "router: appliance-router is not built yet" >&2
+  fi
+  wait_for 60 "a leader" curl -fsS http://127.0.20.10:8008/leader -o /dev/null -w '' \
+    || wait_for 30 "a leader" bash -c 'for n in 0 1 2; do curl -fs -o /dev/null http://127.0.20.1$n:8008/leader && exit 0; done; exit 1'
+  echo "endpoints: etcd http://127.0.10.{1,2,3}:2379  postgres 127.0.20.{10,11,12}:5432  REST :8008  router 127.0.0.1:5000/5001/8404"
+  patronictl -c "$root/pg-0/agent.yml" list 2>/dev/null || true
+}
+
+down() {
+  for name in router pg-0 pg-1 pg-2 etcd-1 etcd-2 etcd-3; do
+    if alive "$name"; then
+      local pid; pid=$(cat "$root/$name.pid")
+      kill -TERM "$pid" 2>/dev/null || true
+      wait_for 30 "$name to stop" bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$root/$name.pid"
+  done
+  echo "stopped; data kept under $root"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
