@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Role hardening under appliance-init as PID 1: a denied syscall fails with EPERM and is
+# logged (and kills with SECCOMP_ACTION=kill); privilege drop to the role's user with
+# NO_NEW_PRIVS and the data dir prepared; real PostgreSQL (initdb, start, pgbench -i and
+# -T 10, pg_basebackup, replica, promote, pg_rewind, stop) runs clean under the pg allowlist.
+# Addresses: 127.0.70.1 ports 5432/5433 and unix sockets in a temp dir.
+# test-timeout: 240
+source "$(dirname "$0")/lib.sh"
+need "$INIT" "$PROBE"
+[ "$(id -u)" = 0 ] || { echo "not ok 1 - needs root (privilege drop, postgres user)"; exit 1; }
+pg_uid=$(id -u postgres) pg_gid=$(id -g postgres) pg_groups=$(id -G postgres | wc -w)
+
+# --- seccomp: errno mode ---
+run_ns deny ROLE=pg DATA_DIR="$T/d1" -- "$PROBE" denied
+if grep_out deny 'init_probe\[[0-9]+\]: chroot: EPERM$' \
+   && grep_out deny 'appliance-init\[1\]: warn: seccomp: denied chroot in init_probe\[[0-9]+\]$' && [ "$RC" -eq 3 ]; then
+  ok "a syscall outside the pg allowlist fails with EPERM and the denial is logged"
+else nok "denied syscall: EPERM + log (rc $RC)"; show "$T/deny.out"; fi
+
+run_ns kill ROLE=pg DATA_DIR="$T/d1" SECCOMP_ACTION=kill -- "$PROBE" denied
+if [ "$RC" -eq 159 ] && grep_out kill 'killed by SIGSYS' && ! grep_out kill 'chroot: '; then
+  ok "SECCOMP_ACTION=kill: the violator dies with SIGSYS (exit 159)"
+else nok "SECCOMP_ACTION=kill (rc $RC)"; show "$T/kill.out"; fi
+
+# --- privilege drop ---
+run_ns id ROLE=pg DATA_DIR="$T/d2" -- "$PROBE" id
+if grep_out id "init_probe\[[0-9]+\]: uid=$pg_uid gid=$pg_gid groups=$pg_groups nnp=1\$" && [ "$RC" -eq 0 ]; then
+  ok "privilege drop: runs as postgres ($pg_uid:$pg_gid, its $pg_groups groups only) with NO_NEW_PRIVS"
+else nok "privilege drop to postgres (rc $RC)"; show "$T/id.out"; fi
+st=$(stat -c '%U %a' "$T/d2" 2>/dev/null)
+check "data dir created owned by the role's user, mode 0700 (got '$st')" [ "$st" = "postgres 700" ]
+run_ns nobody ROLE=router APPLIANCE_USER=nobody -- "$PROBE" id
+check "APPLIANCE_USER=nobody: router role runs as uid $(id -u nobody)" grep_out nobody "uid=$(id -u nobody) "
+run_ns root ROLE=router APPLIANCE_USER=nobody -- /bin/sh -c 'cat /etc/shadow'
+check "dropped child cannot read root-only files (rc $RC)" grep_out root 'Permission denied'
+
+# --- real PostgreSQL under the pg allowlist ---
+if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
+  nok "PostgreSQL 15 not installed (mk/packages.sh test installs it)"
+else
+  mkdir -p "$T/pg"
+  t0=$(now_ms)
+  run_ns pg ROLE=pg DATA_DIR="$T/pg" STOP_TIMEOUT=30 -- /bin/sh "$HERE/pg_workload.sh" "$T/pg"
+  dt=$(( $(now_ms) - t0 ))
+  denials=$(grep -c 'seccomp: denied' "$T/pg.out")
+  if [ "$RC" -eq 0 ] && grep_out pg 'workload: done' && [ "$denials" -eq 0 ]; then
+    ok "PostgreSQL runs clean under the pg allowlist: initdb, start, pgbench -i/-T 10, pg_basebackup, replica, promote, pg_rewind, stop (${dt} ms, $(grep -oE 'tps = [0-9.]+' "$T/pg.out" | head -1))"
+  else
+    nok "PostgreSQL under the pg allowlist (rc $RC, $denials denials)"
+    grep -E 'seccomp|workload|error|FATAL' "$T/pg.out" | head -20 | sed 's/^/#   /'
+    for l in "$T"/pg/*.log; do echo "# $l"; tail -5 "$l" | sed 's/^/#   /'; done
+  fi
+fi
+echo "1..$n"
