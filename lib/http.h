@@ -68,9 +68,10 @@ enum http_parse_result { HTTP_PARSE_DONE, HTTP_PARSE_MORE, HTTP_PARSE_ERROR };
  * The parser only writes into buf when it returns DONE (a MORE leaves buf untouched), and
  * the verdict on a prefix never changes when more bytes follow: the first non-MORE answer
  * on a growing buffer equals the answer on the whole input.
- * Strictness: lines end in CRLF; HTTP/1.1 needs exactly one Host; Transfer-Encoding must
- * be exactly "chunked" (else 501; twice, with Content-Length, or in HTTP/1.0: 400); a
- * chunked body may use at most 2 * max_body_bytes + 64 KiB on the wire (else 413). */
+ * Strictness: lines end in CRLF; at most one Host (a missing one is tolerated, as Patroni
+ * did); Transfer-Encoding must be exactly "chunked" (else 501; twice, with Content-Length,
+ * or in HTTP/1.0: 400); a chunked body may use at most 2 * max_body_bytes + 64 KiB on the
+ * wire (else 413). */
 enum http_parse_result http_parse_request(char *buf, size_t len, const http_limits *lim,
                                           http_request *req, size_t *consumed, int *error_status);
 

@@ -408,7 +408,10 @@ static enum scan_result check_headers(struct scan *s, const http_limits *lim, in
             conn_keep |= list_has_token(s, f, "keep-alive");
         }
     }
-    if (hosts > 1 || (s->minor == 1 && hosts == 0))
+    /* Two Host fields are ambiguous: 400. A missing Host in HTTP/1.1 is accepted although
+     * RFC 9112 3.2 says 400: Patroni's REST API (python http.server) accepts it, and
+     * health checkers written against it may omit it; nothing here routes by Host. */
+    if (hosts > 1)
         return fail(s, 400);
     if (te) {
         /* TE with CL is a smuggling vector; chunked twice is invalid; HTTP/1.0 has no

@@ -58,7 +58,7 @@ static const struct parse_case cases[] = {
     {"del in value", "GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n", HTTP_PARSE_ERROR, 400},
     {"obs-text value ok", "GET / HTTP/1.1\r\n" H11 "X-A: \xe9t\xe9\r\n\r\n", HTTP_PARSE_DONE, 0},
     {"empty value ok", "GET / HTTP/1.1\r\n" H11 "X-A:\r\n\r\n", HTTP_PARSE_DONE, 0},
-    {"1.1 no host", "GET / HTTP/1.1\r\n\r\n", HTTP_PARSE_ERROR, 400},
+    {"1.1 no host tolerated", "GET / HTTP/1.1\r\n\r\n", HTTP_PARSE_DONE, 0},
     {"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", HTTP_PARSE_ERROR, 400},
     {"cl body", "POST / HTTP/1.1\r\n" H11 "Content-Length: 3\r\n\r\nabc", HTTP_PARSE_DONE, 0},
     {"cl short body", "POST / HTTP/1.1\r\n" H11 "Content-Length: 4\r\n\r\nabc", HTTP_PARSE_MORE, 0},
