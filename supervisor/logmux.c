@@ -43,6 +43,11 @@ struct log_source {
     size_t len;          /* bytes in line[] */
     char *line;          /* LOGMUX_LINE_MAX, allocated on first use */
     char esc_child[400]; /* JSON-escaped child name (only used for LOG_FORMAT=json) */
+    /* The formatted record prefix for one millisecond: records of the same read share it,
+     * so formatting is a memcpy per line instead of an snprintf. */
+    long long pfx_stamp;
+    size_t pfx_len;
+    char pfx[PREFIX_MAX];
 };
 
 struct logmux {
@@ -57,9 +62,11 @@ struct logmux {
     size_t total;        /* payload bytes queued */
     struct log_source self;
     struct logmux_stats stats;
-    /* Timestamp cache: the seconds part only changes once a second. */
+    /* Timestamp cache: the seconds part only changes once a second. The clock is read
+     * once per read from a child (all lines of that read carry the same time). */
     time_t ts_sec;
     char ts_buf[32];
+    struct timespec now;
 };
 
 static void source_init(struct logmux *mux, struct log_source *src, const char *child, int pid,
@@ -69,11 +76,17 @@ static void source_init(struct logmux *mux, struct log_source *src, const char *
     snprintf(src->child, sizeof(src->child), "%s", child);
     src->pid = pid;
     src->stream = stream;
+    src->pfx_stamp = -1;
     if (mux->fmt == LOGMUX_JSON) {
         size_t n = logmux_json_escape(src->esc_child, sizeof(src->esc_child) - 1, src->child,
                                       strlen(src->child));
         src->esc_child[n] = '\0';
     }
+}
+
+static void clock_read(struct logmux *mux)
+{
+    clock_gettime(CLOCK_REALTIME, &mux->now);
 }
 
 struct logmux *logmux_new(int out_fd, enum logmux_format fmt, const char *container,
@@ -107,6 +120,7 @@ struct logmux *logmux_new(int out_fd, enum logmux_format fmt, const char *contai
     }
     source_init(mux, &mux->self, "appliance-init", (int)getpid(), "init");
     mux->ts_sec = -1;
+    clock_read(mux);
     return mux;
 }
 
@@ -138,8 +152,7 @@ void logmux_get_stats(const struct logmux *mux, struct logmux_stats *st)
 
 static const char *timestamp(struct logmux *mux, int *ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    struct timespec ts = mux->now;
     if (ts.tv_sec != mux->ts_sec) {
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);
@@ -344,21 +357,30 @@ static int enqueue_raw(struct logmux *mux, struct log_source *src, const char *t
         return 0;
     }
     char *p = (char *)at + sizeof(struct rec_hdr);
-    int ms;
-    const char *ts = timestamp(mux, &ms);
-    size_t o;
+    long long stamp = (long long)mux->now.tv_sec * 1000 + mux->now.tv_nsec / 1000000;
+    if (stamp != src->pfx_stamp) {
+        int ms;
+        const char *ts = timestamp(mux, &ms);
+        int n;
+        if (mux->fmt == LOGMUX_JSON)
+            n = snprintf(src->pfx, sizeof(src->pfx),
+                         "{\"time\":\"%s.%03dZ\",%s,\"child\":\"%s\",\"pid\":%d,"
+                         "\"stream\":\"%s\",\"msg\":\"",
+                         ts, ms, mux->prefix, src->esc_child, src->pid, src->stream);
+        else
+            n = snprintf(src->pfx, sizeof(src->pfx), "%s.%03dZ %s %s[%d]: ", ts, ms, mux->prefix,
+                         src->child, src->pid);
+        src->pfx_len = n < 0 ? 0 : (size_t)n >= sizeof(src->pfx) ? sizeof(src->pfx) - 1 : (size_t)n;
+        src->pfx_stamp = stamp;
+    }
+    memcpy(p, src->pfx, src->pfx_len);
+    size_t o = src->pfx_len;
     if (mux->fmt == LOGMUX_JSON) {
-        o = (size_t)snprintf(p, PREFIX_MAX,
-                             "{\"time\":\"%s.%03dZ\",%s,\"child\":\"%s\",\"pid\":%d,"
-                             "\"stream\":\"%s\",\"msg\":\"",
-                             ts, ms, mux->prefix, src->esc_child, src->pid, src->stream);
         o += logmux_json_escape(p + o, LOGMUX_LINE_MAX * 6, text, len);
         const char *tail = continues ? "\",\"continues\":true}\n" : "\"}\n";
         while (*tail)
             p[o++] = *tail++;
     } else {
-        o = (size_t)snprintf(p, PREFIX_MAX, "%s.%03dZ %s %s[%d]: ", ts, ms, mux->prefix, src->child,
-                             src->pid);
         memcpy(p + o, text, len);
         o += len;
         if (continues) {
@@ -393,6 +415,7 @@ void logmux_say(struct logmux *mux, const char *level, const char *fmt, ...)
     for (size_t i = 0; i < len; i++)
         if (buf[i] == '\n')
             buf[i] = ' ';
+    clock_read(mux);
     if (mux->self.dropped_lines && fits(mux, &mux->self, 256))
         report_drops(mux, &mux->self);
     enqueue_raw(mux, &mux->self, buf, len, 0);
@@ -454,6 +477,7 @@ long logmux_source_read(struct logmux *mux, struct log_source *src, int fd)
     while (n < 0 && errno == EINTR);
     if (n <= 0)
         return (long)n;
+    clock_read(mux);
     size_t old = src->len;
     src->len += (size_t)n;
     split_lines(mux, src, old);
@@ -464,6 +488,7 @@ void logmux_source_feed(struct logmux *mux, struct log_source *src, const char *
 {
     if (!ensure_line(src))
         return;
+    clock_read(mux);
     while (len > 0) {
         size_t room = LOGMUX_LINE_MAX - src->len;
         size_t n = len < room ? len : room;
@@ -480,6 +505,7 @@ void logmux_source_close(struct logmux *mux, struct log_source *src)
 {
     if (!src)
         return;
+    clock_read(mux);
     if (src->len > 0)
         enqueue(mux, src, src->line, src->len, 0);
     src->len = 0;
