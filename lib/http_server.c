@@ -43,6 +43,7 @@
 #define ACCEPT_BURST     64  /* accepts per wakeup, so a flood cannot starve others */
 #define ACCEPT_PAUSE_MS  100 /* after EMFILE & co. */
 #define IN_INITIAL       4096
+#define IN_KEEP_MAX      65536 /* input buffer kept between requests; larger ones freed */
 #define OUT_KEEP_MAX     65536 /* output buffer kept between answers; larger ones freed */
 #define READ_PER_WAKEUP  ((size_t)256 * 1024)
 #define CHUNK_HEAD_BYTES 24 /* "%zx\r\n" + "\r\n" */
@@ -376,6 +377,12 @@ static void response_done(http_conn *c)
         memmove(c->in, c->in + c->req_consumed, c->in_len - c->req_consumed);
         c->in_len -= c->req_consumed;
         c->req_consumed = 0;
+    }
+    if (c->in_len == 0 && c->in_cap > IN_KEEP_MAX) {
+        /* A large upload is done: do not keep its buffer for the connection's lifetime. */
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
     }
     c->continue_sent = 0;
     if (!c->keep_alive)
