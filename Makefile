@@ -89,6 +89,7 @@ endef
 
 # ---- programs: one line each ----
 $(eval $(call program,appliance-init,init,init supervisor lib,seccomp))
+$(eval $(call program,appliance-agent,agent,agent lib,pq curl jansson yaml))
 $(eval $(call program,appliance-router,router,router lib,curl jansson yaml))
 
 # Per-directory extras (extra test binaries, simulator, soak targets): DIR/module.mk may

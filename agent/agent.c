@@ -971,22 +971,34 @@ static void do_rewind(agent *a)
 
 /* ---------------- leader race / promote / demote ---------------- */
 
+static void on_pg_ctl_promote(proc *p, int status, const char *out, void *arg)
+{
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        log_error("pg_ctl promote failed (status %d); the next cycle retries", status);
+}
+
+/* Promotion goes through `pg_ctl promote -W` (as Patroni does), an asynchronous child.
+ * Writing promote.signal and sending SIGUSR1 ourselves was tried first and did not promote
+ * reliably in testing (the startup process kept waiting for WAL), while pg_ctl did every
+ * time; pg_ctl also validates the data dir's postmaster.pid. -W: do not wait, the HA loop
+ * sees the result in the next status query. */
 static void promote(agent *a)
 {
     if (!a->pg || a->promote_requested)
         return;
-    char path[600];
-    snprintf(path, sizeof(path), "%s/promote.signal", a->cfg.data_dir);
-    FILE *f = fopen(path, "we");
-    if (f)
-        fclose(f);
-    if (getuid() == 0 && a->uid && chown(path, a->uid, a->gid) != 0)
-        log_warn("chown %s: %s", path, strerror(errno));
     pgfiles_marker_set(&a->cfg, 1);
     a->needs_rewind = 1;
     a->promote_requested = 1;
     a->checkpoint_after_promote_pending = 1;
-    proc_signal(a->pg, SIGUSR1); /* what pg_ctl promote does */
+    char bin[512];
+    snprintf(bin, sizeof(bin), "%s/pg_ctl", a->cfg.bin_dir);
+    char *argv[] = {bin, "promote", "-W", "-D", a->cfg.data_dir, NULL};
+    proc_opts o = {.log_prefix = "pg_ctl", .uid = a->uid, .gid = a->gid};
+    if (!proc_spawn(a->loop, argv, &o, on_pg_ctl_promote, a)) {
+        log_error("cannot run pg_ctl promote: %s", strerror(errno));
+        a->promote_requested = 0;
+        return;
+    }
     log_info("promoting postgres");
 }
 

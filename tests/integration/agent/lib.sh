@@ -1,0 +1,248 @@
+# Shared harness for the appliance-agent integration tests (sourced by *.t in this dir).
+#
+# Each test gets: a real 3-member etcd 3.4 cluster (Debian /usr/bin/etcd) on
+# 127.0.40.1..3:2379/2380, up to three agent nodes pg-0..pg-2 on 127.0.40.10..12
+# (postgres :5432, REST :8008), a private temp dir, TAP helpers, wait-for-condition
+# helpers with deadlines, and an EXIT trap that kills everything it started (also when
+# the test fails half-way). Tests run one at a time (tests/run.sh), so the fixed
+# addresses do not collide between these tests; the 127.0.40.0/24 range is ours.
+#
+# Environment knobs: AGENT_IT_KEEP=1 keeps the temp dir (logs, data) for debugging.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../../.." || exit 1
+REPO=$PWD
+AGENT_BIN=$REPO/build/bin/appliance-agent
+PGBIN=/usr/lib/postgresql/15/bin
+SUPERPASS=it-super-pass
+export PGCONNECT_TIMEOUT=2
+
+T=$(mktemp -d /tmp/agent-it.XXXXXX)
+chmod 755 "$T"
+SCOPE=it-$(basename "$0" .t)
+ETCD_EPS=http://127.0.40.1:2379,http://127.0.40.2:2379,http://127.0.40.3:2379
+
+# ---------------- TAP ----------------
+_tap_n=0
+_tap_failed=0
+ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
+# check DESCRIPTION COMMAND...: one TAP line from a command's exit status.
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+diag() { echo "# $*"; }
+# A failed precondition: report it, dump the logs, stop the test (the trap cleans up).
+bail() { not_ok "$*"; dump_logs; exit 1; }
+dump_logs() {
+  local f
+  for f in "$T"/*.log; do
+    [ -f "$f" ] || continue
+    echo "# ---- last lines of $(basename "$f")"
+    tail -25 "$f" | sed 's/^/#   /'
+  done
+}
+
+# wait_until SECONDS COMMAND...: polls the condition every 100 ms until it holds (0) or
+# the deadline passes (1). This is the only way tests wait: on events, never bare sleeps.
+wait_until() {
+  local limit=$1; shift
+  local end=$(($(date +%s%N) / 1000000 + limit * 1000))
+  until "$@" >/dev/null 2>&1; do
+    [ $(($(date +%s%N) / 1000000)) -ge $end ] && return 1
+    sleep 0.1
+  done
+  return 0
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# ---------------- cleanup ----------------
+_pids=() # process-group leaders started with setsid
+cleanup() {
+  local p
+  for p in "${_pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null; done
+  # postgres runs in its own process group under each agent: kill by postmaster.pid
+  for p in "$T"/pg-*/data/postmaster.pid; do
+    [ -f "$p" ] && kill -KILL -- "-$(head -1 "$p")" 2>/dev/null
+  done
+  for p in "${_pids[@]}"; do
+    local i=0
+    while kill -0 -- "-$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  done
+  if [ "${AGENT_IT_KEEP:-0}" = 1 ] || [ "$_tap_failed" -gt 0 ]; then
+    echo "# kept $T for inspection"
+  else
+    rm -rf "$T"
+  fi
+  # leave no namespaces behind (partition test)
+  for ns in $(ip netns list 2>/dev/null | awk '/^agit-/{print $1}'); do ip netns del "$ns"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# bg NAME CMD...: runs a command in its own session (process group) with its output in
+# $T/NAME.log; the group id lands in $T/NAME.pid.
+bg() {
+  local name=$1; shift
+  setsid "$@" >>"$T/$name.log" 2>&1 </dev/null &
+  local pid=$!
+  disown "$pid" 2>/dev/null
+  echo "$pid" >"$T/$name.pid"
+  _pids+=("$pid")
+}
+
+require_env() {
+  [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (postgres runs as the postgres user)"; exit 0; }
+  [ -x "$AGENT_BIN" ] || bail "build/bin/appliance-agent is built"
+  [ -x /usr/bin/etcd ] || bail "/usr/bin/etcd (Debian etcd-server) is installed"
+  id postgres >/dev/null 2>&1 || bail "a postgres user exists"
+}
+
+# ---------------- etcd ----------------
+etcd_start() {
+  local n cluster="" state=new
+  for n in 1 2 3; do cluster+="${cluster:+,}e$n=http://127.0.40.$n:2380"; done
+  for n in 1 2 3; do
+    mkdir -p "$T/etcd-$n"
+    bg "etcd-$n" /usr/bin/etcd --name "e$n" --data-dir "$T/etcd-$n" \
+      --listen-client-urls "http://127.0.40.$n:2379" --advertise-client-urls "http://127.0.40.$n:2379" \
+      --listen-peer-urls "http://127.0.40.$n:2380" --initial-advertise-peer-urls "http://127.0.40.$n:2380" \
+      --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token "$SCOPE"
+  done
+  wait_until 30 etcdctl_ endpoint health || bail "3-member etcd cluster is healthy"
+}
+etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints="$ETCD_EPS" --dial-timeout=1s --command-timeout=2s "$@"; }
+dcs_get() { etcdctl_ get "/service/$SCOPE/$1" --print-value-only; }
+dcs_leader() { dcs_get leader; }
+
+# ---------------- nodes ----------------
+node_ip() { echo "127.0.40.$((10 + $1))"; }
+
+# node_conf N [extra YAML appended at top level]: writes $T/pg-N.yml
+node_conf() {
+  local n=$1 ip; ip=$(node_ip "$1")
+  mkdir -p "$T/pg-$n"
+  chown postgres: "$T/pg-$n"
+  cat >"$T/pg-$n.yml" <<EOF
+scope: $SCOPE
+namespace: /service/
+name: pg-$n
+restapi:
+  listen: $ip:8008
+  connect_address: $ip:8008
+etcd3:
+  hosts: 127.0.40.1:2379,127.0.40.2:2379,127.0.40.3:2379
+bootstrap:
+  dcs:
+    ttl: 4
+    loop_wait: 1
+    retry_timeout: 1
+    maximum_lag_on_failover: 1048576
+    failsafe_mode: true
+    postgresql:
+      use_pg_rewind: true
+      use_slots: true
+      parameters:
+        max_connections: 50
+        shared_buffers: 16MB
+  initdb:
+    - encoding: UTF8
+    - locale: C.UTF-8
+    - data-checksums
+postgresql:
+  listen: $ip:5432
+  connect_address: $ip:5432
+  data_dir: $T/pg-$n/data
+  bin_dir: $PGBIN
+  pg_hba:
+    - host replication replicator 127.0.0.0/8 scram-sha-256
+    - host all all 127.0.0.0/8 scram-sha-256
+  authentication:
+    superuser:
+      username: postgres
+      password: $SUPERPASS
+    replication:
+      username: replicator
+      password: it-rep-pass
+    rewind:
+      username: rewind_user
+      password: it-rewind-pass
+tags:
+  nofailover: false
+EOF
+  if [ $# -gt 1 ]; then printf '%s\n' "$2" >>"$T/pg-$n.yml"; fi
+}
+
+# node_start N: starts the agent of pg-N (writes a default config if none yet).
+node_start() {
+  local n=$1
+  [ -f "$T/pg-$n.yml" ] || node_conf "$n"
+  bg "pg-$n" env LOG_LEVEL=${AGENT_LOG_LEVEL:-info} "$AGENT_BIN" "$T/pg-$n.yml"
+}
+node_agent_pid() { cat "$T/pg-$1.pid"; }
+node_pm_pid() { [ -f "$T/pg-$1/data/postmaster.pid" ] && head -1 "$T/pg-$1/data/postmaster.pid"; }
+# node_kill9 N: the whole node dies at once (agent, postmaster and its children).
+node_kill9() {
+  local n=$1 pm
+  pm=$(node_pm_pid "$n")
+  kill -KILL -- "-$(node_agent_pid "$n")" 2>/dev/null
+  [ -n "$pm" ] && kill -KILL -- "-$pm" 2>/dev/null
+  wait_until 10 bash -c "! kill -0 $(node_agent_pid "$n") 2>/dev/null" || true
+  [ -n "$pm" ] && { wait_until 10 bash -c "! kill -0 $pm 2>/dev/null" || true; }
+}
+node_term() { kill -TERM "$(node_agent_pid "$1")" 2>/dev/null; }
+node_gone() { ! kill -0 "$(node_agent_pid "$1")" 2>/dev/null; }
+
+# psql_n N SQL: one query as the superuser over TCP; prints unaligned tuples.
+psql_n() {
+  PGPASSWORD=$SUPERPASS "$PGBIN/psql" -X -q -At -h "$(node_ip "$1")" -p 5432 -U postgres -d postgres \
+    -v ON_ERROR_STOP=1 -c "$2" 2>/dev/null
+}
+# rest_code N PATH [METHOD]: HTTP status of the node's REST API.
+rest_code() {
+  curl -s -o /dev/null -m 3 -w '%{http_code}' -X "${3:-GET}" "http://$(node_ip "$1"):8008$2"
+}
+rest_get() { curl -s -m 3 "http://$(node_ip "$1"):8008$2"; }
+
+is_primary() { [ "$(psql_n "$1" 'SELECT pg_is_in_recovery()')" = f ]; }
+is_replica() { [ "$(psql_n "$1" 'SELECT pg_is_in_recovery()')" = t ]; }
+# streaming N: pg-N is a replica whose WAL receiver streams
+streaming() { [ "$(psql_n "$1" "SELECT status FROM pg_stat_wal_receiver")" = streaming ]; }
+# leader_is NAME: the DCS leader key names NAME
+leader_is() { [ "$(dcs_leader)" = "$1" ]; }
+has_leader() { [ -n "$(dcs_leader)" ]; }
+node_of() { echo "${1#pg-}"; } # "pg-1" -> 1
+
+# cluster_up COUNT: starts etcd and COUNT nodes, waits for 1 primary + COUNT-1 streaming
+# replicas. Prints the leader's member name into $LEADER.
+cluster_up() {
+  local count=${1:-3} n
+  etcd_start
+  for ((n = 0; n < count; n++)); do node_conf "$n"; node_start "$n"; done
+  wait_until 60 has_leader || bail "a leader was elected"
+  LEADER=$(dcs_leader)
+  wait_until 60 is_primary "$(node_of "$LEADER")" || bail "leader $LEADER runs postgres as primary"
+  for ((n = 0; n < count; n++)); do
+    [ "pg-$n" = "$LEADER" ] && continue
+    wait_until 90 streaming "$n" || bail "pg-$n streams from $LEADER"
+  done
+}
+
+# ---------------- write probe (probe.py) ----------------
+probe_start() { # starts writers against every node; waits for the first acknowledged write
+  psql_n "$(node_of "$LEADER")" "CREATE TABLE IF NOT EXISTS probe(id bigserial primary key, host text, t bigint)" >/dev/null
+  rm -f "$T/probe.stop"
+  bg probe /usr/bin/python3 "$REPO/tests/integration/agent/probe.py" run "$T/probe.out" "$T/probe.stop" \
+    "$SUPERPASS" "$(node_ip 0)" "$(node_ip 1)" "$(node_ip 2)"
+  wait_until 20 grep -q ' ok$' "$T/probe.out" || bail "write probe gets its first write acknowledged"
+}
+probe_stop() { # probe_stop [T0_MS]: stops the probe, sets PROBE_* from its report
+  touch "$T/probe.stop"
+  wait_until 10 bash -c "! kill -0 $(cat "$T/probe.pid") 2>/dev/null" || true
+  local k v
+  while IFS='=' read -r k v; do
+    case $k in
+      acked) PROBE_ACKED=$v ;; max_gap_ms) PROBE_GAP=$v ;; overlap) PROBE_OVERLAP=$v ;; hosts) PROBE_HOSTS=$v ;;
+    esac
+  done < <(/usr/bin/python3 "$REPO/tests/integration/agent/probe.py" report "$T/probe.out" "${1:-0}")
+  diag "probe: acked=$PROBE_ACKED max_gap_ms=$PROBE_GAP overlap=$PROBE_OVERLAP hosts=$PROBE_HOSTS"
+}
+# probe_acked_by HOST: the probe has an acknowledged write on HOST
+probe_acked_by() { grep -q " $1 ok\$" "$T/probe.out"; }
