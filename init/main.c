@@ -16,6 +16,7 @@
 #include "roles.h"
 #include "settings.h"
 #include "supervisor/spec.h"
+#include "supervisor/proc_tree.h"
 #include "supervisor/supervisor.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -257,10 +259,19 @@ int main(int argc, char **argv)
     flush_output(&st);
     while (!supervisor_finished(st.sv)) {
         if (evloop_run_once(st.loop, -1) < 0 && errno != EINTR) {
-            logmux_say(st.mux, "error", "event loop: %s", strerror(errno));
+            logmux_say(st.mux, "error", "event loop: %s; killing every process", strerror(errno));
             break;
         }
         flush_output(&st);
+    }
+    if (!supervisor_finished(st.sv)) {
+        /* The loop itself failed: still never leave a child behind. */
+        if (pid1)
+            kill(-1, SIGKILL);
+        else
+            proc_signal_descendants(getpid(), SIGKILL);
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+            ;
     }
     int status = supervisor_exit_status(st.sv);
     logmux_say(st.mux, "info", "all processes gone; exiting with status %d", status);

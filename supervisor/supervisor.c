@@ -728,8 +728,10 @@ void supervisor_signal(struct supervisor *sv, int sig)
         struct svc *s = &sv->svcs[i];
         if (s->state != SVC_RUNNING)
             continue;
-        logmux_say(sv->cfg.mux, "info", "forwarding %s to %s[%d]", spec_signal_name(sig),
-                   s->display, (int)s->pid);
+        /* Terminal resizes are frequent and say nothing about the service. */
+        if (sig != SIGWINCH)
+            logmux_say(sv->cfg.mux, "info", "forwarding %s to %s[%d]", spec_signal_name(sig),
+                       s->display, (int)s->pid);
         kill(s->pid, sig);
     }
 }
