@@ -1,0 +1,81 @@
+/* Applying committed store commands to the replicated state machine. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dcs/store_cmd.h"
+
+dcs_store *dcs_store_new(const mvcc_limits *lim)
+{
+    dcs_store *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->kv = mvcc_new(lim);
+    st->v2 = v2_store_new();
+    if (!st->kv || !st->v2) {
+        dcs_store_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void dcs_store_free(dcs_store *st)
+{
+    if (!st)
+        return;
+    mvcc_free(st->kv);
+    v2_store_free(st->v2);
+    free(st);
+}
+
+int store_apply(dcs_store *st, const store_cmd *c, int64_t now_ms, mvcc_arena *a, store_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->type = c->type;
+    switch (c->type) {
+    case STORE_CMD_PUT:
+    case STORE_CMD_DELETE:
+    case STORE_CMD_TXN:
+        r->err = mvcc_write(st->kv, &c->op, a, &r->op);
+        break;
+    case STORE_CMD_COMPACT:
+        r->err = mvcc_compact(st->kv, c->revision);
+        break;
+    case STORE_CMD_LEASE_GRANT:
+        r->err = lease_grant(st->kv, c->lease_id, c->ttl, now_ms, &r->lease_id, &r->ttl);
+        break;
+    case STORE_CMD_LEASE_REVOKE:
+        r->lease_id = c->lease_id;
+        r->err = lease_revoke(st->kv, c->lease_id);
+        break;
+    case STORE_CMD_LEASE_EXPIRE:
+        r->lease_id = c->lease_id;
+        r->err = lease_expire(st->kv, c->lease_id);
+        break;
+    case STORE_CMD_LEASE_CHECKPOINT:
+        r->lease_id = c->lease_id;
+        r->ttl = c->ttl;
+        r->err = lease_checkpoint(st->kv, c->lease_id, c->ttl, now_ms);
+        break;
+    case STORE_CMD_V2:
+        r->err = v2_store_apply(st->v2, &c->v2, a, &r->v2) == 0 ? MVCC_OK : MVCC_ERR_NOMEM;
+        break;
+    default:
+        r->err = MVCC_ERR_BAD_COMMAND;
+        break;
+    }
+    r->revision = mvcc_current_revision(st->kv);
+    return r->err;
+}
+
+int store_apply_bytes(dcs_store *st, const uint8_t *buf, size_t len, int64_t now_ms, mvcc_arena *a,
+                      store_result *r)
+{
+    store_cmd c;
+    if (store_cmd_decode(buf, len, a, &c) != 0) {
+        memset(r, 0, sizeof(*r));
+        r->err = MVCC_ERR_BAD_COMMAND;
+        r->revision = mvcc_current_revision(st->kv);
+        return r->err;
+    }
+    return store_apply(st, &c, now_ms, a, r);
+}
