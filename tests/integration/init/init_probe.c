@@ -1,7 +1,7 @@
 /* Small test program run under appliance-init by the integration tests (*.t here).
  *
- *   init_probe signals            trap the forwarded signals, print "got SIGX" per signal,
- *                                 exit 0 on SIGTERM; prints "armed" when ready
+ *   init_probe signals [SIGX]     trap the forwarded signals, print "got SIGX" per signal,
+ *                                 exit 0 on SIGX (SIGTERM); prints "armed" when ready
  *   init_probe lines ID N         print N lines "ID SEQ <payload>" as fast as possible
  *   init_probe flood              print lines forever
  *   init_probe tick N MS          print "tick SEQ MONO_MS" N times, MS apart
@@ -46,7 +46,7 @@ static void sleep_ms(long ms)
         ;
 }
 
-static int cmd_signals(void)
+static int cmd_signals(const char *exit_on)
 {
     static const struct {
         int sig;
@@ -69,12 +69,16 @@ static int cmd_signals(void)
     for (;;) {
         sigsuspend(&old);
         int s = last_sig;
-        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-            if (sigs[i].sig == s)
-                printf("got %s\n", sigs[i].name);
+        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+            if (sigs[i].sig != s)
+                continue;
+            printf("got %s\n", sigs[i].name);
+            if (!strcmp(sigs[i].name, exit_on)) {
+                fflush(stdout);
+                return 0;
+            }
+        }
         fflush(stdout);
-        if (s == SIGTERM)
-            return 0;
     }
 }
 
@@ -93,7 +97,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     const char *c = argc > 1 ? argv[1] : "";
     if (!strcmp(c, "signals"))
-        return cmd_signals();
+        return cmd_signals(argc > 2 ? argv[2] : "SIGTERM");
     if (!strcmp(c, "lines") && argc == 4)
         return cmd_lines(argv[2], num(argv[3]));
     if (!strcmp(c, "flood")) {

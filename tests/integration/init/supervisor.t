@@ -75,15 +75,27 @@ if [ -n "$notified" ] && [ -n "$ticked" ] && [ "$ticked" -ge "$notified" ] && gr
 else nok "readiness fd / dependency order ($notified / $ticked / $order)"; show "$T/ready.out"; fi
 check "services stopped on SIGTERM: status 0 (got $RC)" [ "$RC" -eq 0 ]
 
-# --- dependencies stop in reverse order: web gets its stop signal before db ---
+# --- dependencies stop in reverse order: web gets its stop signal before db; per-service
+# stop signal and environment ---
 cat >"$T/order.services" <<SV
 db -- $PROBE signals
-web after=db -- $PROBE signals
+web after=db stop-signal=INT -- $PROBE signals SIGINT
+env env=GREETING='hello there' -- /bin/sh -c 'echo "greeting: \$GREETING"'
 SV
 start_ns order -- --services "$T/order.services"
 both_armed() { [ "$(grep -c ': armed$' "$T/order.out")" -eq 2 ]; }
 wait_for 5 both_armed
 kill -TERM "$IPID"; finish_ns 10
-order=$(grep -nE 'sending SIGTERM to (web|db)\[' "$T/order.out" | sed -E 's/.*sending SIGTERM to (web|db).*/\1/' | tr '\n' ' ')
-check "stop order is reverse dependency order (got: $order)" [ "$order" = "web db " ]
+order=$(grep -nE 'sending SIG(TERM|INT) to (web|db)\[' "$T/order.out" | sed -E 's/.*sending (SIG[A-Z]+) to (web|db).*/\2:\1/' | tr '\n' ' ')
+check "stop order is reverse dependency order, each with its stop signal (got: $order)" [ "$order" = "web:SIGINT db:SIGTERM " ]
+check "the service's own stop signal arrives (web got SIGINT, exit status $RC)" grep_out order 'web\[[0-9]+\]: got SIGINT$'
+check "per-service environment (env=KEY=VALUE)" grep_out order 'env\[[0-9]+\]: greeting: hello there$'
+
+# --- STOP_SIGNAL overrides the main process's stop signal; the stop still counts as one ---
+start_ns stopsig STOP_SIGNAL=USR1 -- "$PROBE" signals SIGUSR1
+wait_for 5 grep_out stopsig 'armed$'
+kill -TERM "$IPID"; finish_ns 10
+if grep_out stopsig 'sending SIGUSR1 to init_probe' && grep_out stopsig 'got SIGUSR1$' && [ "$RC" -eq 0 ]; then
+  ok "STOP_SIGNAL=USR1: SIGTERM to init becomes SIGUSR1 to the main process; exit 0"
+else nok "STOP_SIGNAL override (rc $RC)"; show "$T/stopsig.out"; fi
 echo "1..$n"
