@@ -200,6 +200,27 @@ static int apply_env(json_t *root, char *const *envp, char *err, size_t errsz)
     return 0;
 }
 
+/* The environment variable whose value ended up at key path `path` (the last one applied
+ * wins, as in apply_env), or NULL when the value came from the YAML file. Used to say in an
+ * error message where a bad value came from. */
+static const char *env_source(char *const *envp, const char *path)
+{
+    const char *src = NULL;
+    for (size_t i = 0; i < sizeof(plain_overrides) / sizeof(plain_overrides[0]); i++)
+        if (strcmp(plain_overrides[i].path, path) == 0 && env_get(envp, plain_overrides[i].env))
+            src = plain_overrides[i].env;
+    for (size_t i = 0; i < sizeof(secret_overrides) / sizeof(secret_overrides[0]); i++)
+        if (strcmp(secret_overrides[i].path, path) == 0 && env_get(envp, secret_overrides[i].env))
+            src = secret_overrides[i].env;
+    if (strcmp(path, "etcd3.hosts") == 0) {
+        if (env_get(envp, "ETCD3_HOSTS"))
+            src = "ETCD3_HOSTS";
+        if (env_get(envp, "PATRONI_ETCD3_HOSTS"))
+            src = "PATRONI_ETCD3_HOSTS";
+    }
+    return src;
+}
+
 /* ---- typed extraction ---- */
 
 static int get_str(json_t *root, const char *path, char *out, size_t outsz, const char *def,
@@ -689,8 +710,20 @@ int agent_config_load_text(agent_config *cfg, const char *yaml, size_t len, char
     int rc = 0;
     if (!whole)
         rc = apply_env(root, envp, err, errsz);
-    if (rc == 0)
+    if (rc == 0) {
         rc = extract(cfg, root, err, errsz);
+        /* "etcd3.hosts[0]: ..." -> key path "etcd3.hosts": name the env var that set it */
+        char keypath[128];
+        size_t kl = strcspn(err, ":[");
+        if (rc != 0 && !whole && kl < sizeof(keypath)) {
+            memcpy(keypath, err, kl);
+            keypath[kl] = '\0';
+            const char *src = env_source(envp, keypath);
+            size_t el = strlen(err);
+            if (src && el + 1 < errsz)
+                snprintf(err + el, errsz - el, " (value from environment variable %s)", src);
+        }
+    }
     json_decref(root);
     if (rc != 0)
         agent_config_free(cfg);

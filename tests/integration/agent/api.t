@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# test-timeout: 240
+# Compatibility on a running 3-node cluster: REST status codes per role (GET and OPTIONS)
+# equal the reference table measured on real Patroni 3.0.2, /patroni and /cluster shapes,
+# and Debian's real `patronictl list` shows our cluster correctly.
+. "$(dirname "$0")/lib.sh"
+require_env
+REF=/work/shared/reference/patroni-3.0.2/rest_status_codes.txt
+cluster_up 3
+L=$(node_of "$LEADER"); R=$(( (L + 1) % 3 ))
+# wait until both REST views have settled (the replica's status query after streaming)
+wait_until 20 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://$(node_ip "$R"):8008/replica)\" = 200 ]" \
+  || bail "replica pg-$R answers /replica 200"
+mismatch="" checked=0
+while read -r ep pg po rg ro || [ -n "$ep" ]; do
+  case $ep in /*) ;; *) continue ;; esac
+  checked=$((checked + 1))
+  got="$(rest_code "$L" "$ep") $(rest_code "$L" "$ep" OPTIONS) $(rest_code "$R" "$ep") $(rest_code "$R" "$ep" OPTIONS)"
+  [ "$got" = "$pg $po $rg $ro" ] || mismatch+=" $ep(want $pg/$po/$rg/$ro got ${got// //})"
+done <"$REF"
+check "REST status codes of $checked endpoints per role match Patroni 3.0.2 (primary/replica, GET/OPTIONS)${mismatch:+:$mismatch}" \
+  test -z "$mismatch" -a "$checked" -ge 14
+
+check "GET /patroni on the primary is Patroni-shaped" /usr/bin/python3 -c '
+import json,sys
+p=json.loads(sys.argv[1])
+assert p["state"]=="running" and p["role"]=="master", p
+assert isinstance(p["xlog"]["location"],int) and p["timeline"]==1, p
+assert p["patroni"]["version"]=="3.0.2" and p["patroni"]["scope"]==sys.argv[2], p
+assert len(p["replication"])==2 and all(r["state"]=="streaming" for r in p["replication"]), p
+assert isinstance(p["server_version"],int) and p["database_system_identifier"].isdigit(), p' \
+  "$(rest_get "$L" /patroni)" "$SCOPE"
+check "GET /patroni on a replica is Patroni-shaped" /usr/bin/python3 -c '
+import json,sys
+p=json.loads(sys.argv[1])
+assert p["state"]=="running" and p["role"]=="replica", p
+x=p["xlog"]; assert isinstance(x["received_location"],int) and isinstance(x["replayed_location"],int) and x["paused"] is False, p' \
+  "$(rest_get "$R" /patroni)"
+check "GET /cluster lists 3 members with one leader" /usr/bin/python3 -c '
+import json,sys
+c=json.loads(sys.argv[1]); m=c["members"]
+assert len(m)==3, c
+roles=sorted(x["role"] for x in m); assert roles==["leader","replica","replica"], roles
+assert all(x["state"] in ("running","streaming") for x in m), m' "$(rest_get "$R" /cluster)"
+
+# Debian's real patronictl (3.0.2), reading our DCS keys
+out=$(patronictl -c "$T/pg-0.yml" list -f json 2>"$T/patronictl.err")
+check "patronictl list shows 1 Leader and 2 running Replicas on TL 1" /usr/bin/python3 -c '
+import json,sys
+rows=json.loads(sys.argv[1]); leader=sys.argv[2]
+assert len(rows)==3, rows
+for r in rows:
+    assert r["Cluster"]==sys.argv[3] and r["TL"]==1 and r["State"] in ("running","streaming"), r
+    assert r["Role"]==("Leader" if r["Member"]==leader else "Replica"), r
+    assert r["Host"].startswith("127.0.40.1"), r
+    if r["Role"]=="Replica": assert r["Lag in MB"]==0, r' "$out" "$LEADER" "$SCOPE" || diag "patronictl: $out $(cat "$T/patronictl.err")"
+out=$(patronictl -c "$T/pg-0.yml" history -f json 2>>"$T/patronictl.err")
+check "patronictl history parses (timeline 1: empty)" [ "$out" = "[]" ]
+echo "1..$_tap_n"
