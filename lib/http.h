@@ -96,6 +96,10 @@ http_server *http_server_new(evloop *loop, const http_limits *lim, http_handler 
 /* Binds and listens (SO_REUSEADDR). host: numeric IPv4/IPv6 or a name; port: "8008".
  * May be called several times for several addresses. 0, or -1 with errno. */
 int http_server_listen(http_server *srv, const char *host, const char *port);
+/* Serves an already connected, non-blocking stream socket (socketpair, inherited socket)
+ * as if accepted; the server owns fd from now on (closed on failure too). 0, or -1 with
+ * errno (EMFILE when max_connections is reached). */
+int http_server_adopt(http_server *srv, int fd, const char *peer);
 /* Port of the most recently bound listener (useful after listening on port "0"); -1 if none. */
 int http_server_bound_port(const http_server *srv);
 /* Closes listeners and every connection (on_close callbacks run). Not from a handler. */

@@ -719,6 +719,39 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t out
     }
 }
 
+int http_server_adopt(http_server *srv, int fd, const char *peer)
+{
+    if (srv->nconns >= srv->lim.max_connections) {
+        close(fd);
+        errno = EMFILE;
+        return -1;
+    }
+    http_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    c->srv = srv;
+    c->fd = fd;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "unknown");
+    c->events = EPOLLIN | EPOLLRDHUP;
+    if (evloop_add_fd(srv->loop, fd, c->events, conn_io, c) < 0) {
+        int e = errno;
+        close(fd);
+        free(c);
+        errno = e;
+        return -1;
+    }
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    conn_rearm(c, 0);
+    return 0;
+}
+
 static void on_accept(evloop *loop, int lfd, uint32_t events, void *arg)
 {
     http_server *srv = arg;
@@ -744,32 +777,11 @@ static void on_accept(evloop *loop, int lfd, uint32_t events, void *arg)
             }
             return;
         }
-        if (srv->nconns >= srv->lim.max_connections) {
-            close(fd);
-            continue;
-        }
-        http_conn *c = calloc(1, sizeof(*c));
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        c->srv = srv;
-        c->fd = fd;
-        format_peer(&ss, c->peer, sizeof(c->peer));
+        char peer[64];
+        format_peer(&ss, peer, sizeof(peer));
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c->events = EPOLLIN | EPOLLRDHUP;
-        if (evloop_add_fd(loop, fd, c->events, conn_io, c) < 0) {
-            close(fd);
-            free(c);
-            continue;
-        }
-        c->next = srv->conns;
-        if (srv->conns)
-            srv->conns->prev = c;
-        srv->conns = c;
-        srv->nconns++;
-        conn_rearm(c, 0);
+        http_server_adopt(srv, fd, peer);
     }
     (void)events;
 }
