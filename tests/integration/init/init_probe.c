@@ -4,7 +4,7 @@
  *                                 exit 0 on SIGX (SIGTERM); prints "armed" when ready
  *   init_probe lines ID N         print N lines "ID SEQ <payload>" as fast as possible
  *   init_probe flood              print lines forever
- *   init_probe tick N MS          print "tick SEQ MONO_MS" N times, MS apart
+ *   init_probe tick N MS          print "tick SEQ EPOCH_MS" N times, MS apart
  *   init_probe notify FD MS       after MS, write a newline on FD (readiness), then sleep
  *   init_probe ignore-term        ignore SIGTERM, print "armed", sleep forever
  *   init_probe denied             call chroot("/") (never in any allowlist) and print
@@ -32,10 +32,11 @@ static void on_sig(int sig)
     last_sig = sig;
 }
 
-static long long mono_ms(void)
+/* Wall-clock ms: comparable with the timestamps appliance-init puts on each record. */
+static long long epoch_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -107,14 +108,14 @@ int main(int argc, char **argv)
     if (!strcmp(c, "tick") && argc == 4) {
         setvbuf(stdout, NULL, _IOLBF, 0);
         for (long i = 0; i < num(argv[2]); i++) {
-            printf("tick %ld %lld\n", i, mono_ms());
+            printf("tick %ld %lld\n", i, epoch_ms());
             sleep_ms(num(argv[3]));
         }
         return 0;
     }
     if (!strcmp(c, "notify") && argc == 4) {
         sleep_ms(num(argv[3]));
-        printf("notifying at %lld\n", mono_ms());
+        printf("notifying at %lld\n", epoch_ms());
         fflush(stdout);
         if (write((int)num(argv[2]), "\n", 1) != 1)
             return 1;

@@ -18,7 +18,8 @@ for line in open(sys.argv[1], errors="replace"):
 PY
 }
 # spacing_ok FILE NAME EXPECTED_MS...: gaps between starts are each within
-# [expected - 20 ms, expected + 400 ms] (the child runs ~ms; the timer is not early).
+# [expected - 20 ms, expected + 700 ms] (the child runs ms; the timer is never early; the
+# slack is for a loaded 2-core CI machine, far below the policy's doubling).
 spacing_ok() {
   local f=$1 name=$2; shift 2
   mapfile -t ts < <(starts "$f" "$name")
@@ -27,7 +28,7 @@ spacing_ok() {
     [ -n "${ts[$((i + 1))]:-}" ] || { echo "# only ${#ts[@]} starts"; return 1; }
     local gap=$(( ts[i + 1] - ts[i] ))
     gaps="$gaps $gap"
-    if [ "$gap" -lt $((want - 20)) ] || [ "$gap" -gt $((want + 400)) ]; then
+    if [ "$gap" -lt $((want - 20)) ] || [ "$gap" -gt $((want + 700)) ]; then
       echo "# gap $((i + 1)) is $gap ms, policy says $want ms"; return 1
     fi
     i=$((i + 1))
