@@ -69,7 +69,9 @@ struct seccomp_policy *seccomp_policy_new(const struct role *role, enum seccomp_
         return NULL;
     }
     p->mode = mode;
-    /* API level 6 = user notification usable (kernel >= 5.5 with the CONTINUE flag). */
+    /* libseccomp API level 5 brings SCMP_ACT_NOTIFY; 6 means a kernel recent enough
+     * (>= 5.7) that SECCOMP_USER_NOTIF_FLAG_CONTINUE, which SECCOMP_ACTION=log needs, exists
+     * too. Below that, denials still get EPERM but cannot be logged. */
     p->notify = mode != SECCOMP_KILL && seccomp_api_get() >= 6;
     uint32_t def = mode == SECCOMP_KILL ? SCMP_ACT_KILL_PROCESS
                    : p->notify          ? SCMP_ACT_NOTIFY
