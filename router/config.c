@@ -60,6 +60,7 @@ static const struct key_def keys[] = {
     U32("checks.rise", check_rise, 1, 100),
     U32("checks.fall", check_fall, 1, 100),
     STR("checks.primary_path", primary_check_path),
+    BOOL("checks.primary_role", primary_check_role),
     STR("checks.replica_path", replica_check_path),
     U32("limits.max_connections", max_connections, 1, 1000000),
     U32("limits.connect_timeout_ms", connect_timeout_ms, 10, 600000),
@@ -105,6 +106,7 @@ void router_config_defaults(router_config *c)
     c->check_timeout_ms = 1000;
     c->check_rise = 2;
     c->check_fall = 2;
+    c->primary_check_role = 1;
     snprintf(c->primary_check_path, sizeof(c->primary_check_path), "/primary");
     snprintf(c->replica_check_path, sizeof(c->replica_check_path), "/replica");
     c->max_connections = 10000;

@@ -51,6 +51,10 @@ typedef struct router_config {
     uint32_t check_timeout_ms;
     uint32_t check_rise, check_fall;
     char primary_check_path[ROUTER_PATH_MAX];
+    /* GET the primary path and require the body's "role" to be primary/master: Patroni
+     * answers /primary 200 as soon as it holds the leader key, while PostgreSQL may still
+     * be promoting (writes would fail read-only). Off: OPTIONS, status code only. */
+    int primary_check_role;
     char replica_check_path[ROUTER_PATH_MAX]; /* e.g. /replica?lag=16MB */
 
     uint32_t max_connections; /* client sessions over both proxy listeners */

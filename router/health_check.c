@@ -1,6 +1,7 @@
 /* Periodic /primary and /replica checks with lib/http_client. */
 #include "router/health_check.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,23 @@ static uint32_t next_delay(const check_job *j)
     return r->cfg.check_interval_ms;
 }
 
+/* The status document's "role" (Patroni 3: "master", 4 and ours: "primary"). A body that
+ * is not a JSON object with a role (a bare health endpoint) does not veto a 200. */
+static int role_is_primary(const char *body, size_t len)
+{
+    if (!body || len == 0)
+        return 1;
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    json_t *role = json_object_get(doc, "role");
+    int ok = 1;
+    if (json_is_string(role)) {
+        const char *v = json_string_value(role);
+        ok = strcmp(v, "primary") == 0 || strcmp(v, "master") == 0;
+    }
+    json_decref(doc);
+    return ok;
+}
+
 static void job_done(const http_client_result *res, void *arg)
 {
     check_job *j = arg;
@@ -69,6 +87,9 @@ static void job_done(const http_client_result *res, void *arg)
         o = CHECK_TIMEOUT;
     else
         o = CHECK_CONNECT;
+    if (o == CHECK_PASS && j->kind == KIND_PRIMARY && r->cfg.primary_check_role &&
+        !role_is_primary(res->body, res->body_len))
+        o = CHECK_STATUS; /* holds the leader key, PostgreSQL not promoted yet */
     check_state *cs = j->kind == KIND_PRIMARY ? &b->primary_chk : &b->replica_chk;
     /* With the DCS naming this node leader, one passing /primary is agreement enough; the
      * DCS is the first opinion. Otherwise HAProxy's rise applies. */
@@ -113,7 +134,9 @@ static void job_run(evloop *loop, void *arg)
              (unsigned)b->conf.check_port, path);
     http_client_opts o;
     memset(&o, 0, sizeof(o));
-    o.method = "OPTIONS"; /* as HAProxy's "option httpchk OPTIONS /primary": no body */
+    /* HAProxy's template sends OPTIONS (status line only). The primary check GETs the
+     * status document instead when it must confirm the role (see role_is_primary). */
+    o.method = j->kind == KIND_PRIMARY && r->cfg.primary_check_role ? "GET" : "OPTIONS";
     o.timeout_ms = r->cfg.check_timeout_ms;
     o.connect_timeout_ms = r->cfg.check_timeout_ms;
     o.max_body_bytes = (size_t)64 * 1024;

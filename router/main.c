@@ -46,9 +46,10 @@ static void print_config(const router_config *c)
     printf("]\n  retry_min_ms: %u\n  retry_max_ms: %u\n  resync_ms: %u\n  grace_ms: %u\n",
            c->dcs_retry_min_ms, c->dcs_retry_max_ms, c->dcs_resync_ms, c->dcs_grace_ms);
     printf("checks: {interval_ms: %u, fast_interval_ms: %u, timeout_ms: %u, rise: %u, fall: %u, "
-           "primary_path: '%s', replica_path: '%s'}\n",
+           "primary_path: '%s', primary_role: %s, replica_path: '%s'}\n",
            c->check_interval_ms, c->check_fast_interval_ms, c->check_timeout_ms, c->check_rise,
-           c->check_fall, c->primary_check_path, c->replica_check_path);
+           c->check_fall, c->primary_check_path, c->primary_check_role ? "true" : "false",
+           c->replica_check_path);
     printf("limits: {max_connections: %u, connect_timeout_ms: %u, idle_timeout_ms: %u, "
            "connect_on_first_byte: %s, "
            "hold_ms: %u, hold_max: %u, buffer_size: %u, retries: %u}\n",

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # test-timeout: 150
 # appliance-router (release binary) against real etcd 3.4 and fake pg nodes: each node is a
 # TCP server that answers "<name>:<data>" and a REST API whose /primary and /replica codes
