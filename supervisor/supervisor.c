@@ -343,6 +343,7 @@ static void service_spawn(struct svc *s)
     }
     if (pid == 0)
         child_run(s, out[1], err[1], nfy[1], rep[1], sock[1]);
+    setpgid(pid, pid); /* also here: no window where the group does not exist yet */
     close(out[1]);
     close(err[1]);
     close(rep[1]);
@@ -623,6 +624,11 @@ static int signal_remaining(struct supervisor *sv, int sig)
     int n = proc_signal_descendants(getpid(), sv->cfg.pid1 ? 0 : sig);
     if (sv->cfg.pid1)
         kill(-1, sig); /* every process of the namespace but us, escapees included */
+    /* Each service leads its own process group: this reaches its children even when /proc
+     * cannot be read (the walk above then found nothing). */
+    for (size_t i = 0; i < sv->n; i++)
+        if (sv->svcs[i].state == SVC_RUNNING && sv->svcs[i].pid > 0)
+            kill(-sv->svcs[i].pid, sig);
     return n;
 }
 
