@@ -110,4 +110,30 @@ run_ns st126 -- "$T/noexec"
 if [ "$RC" -eq 126 ] && grep_out st126 "cannot execute $T/noexec: Permission denied"; then
   ok "exec EACCES: 126 with a message naming the path"
 else nok "exec EACCES: 126 (got $RC)"; show "$T/st126.out"; fi
+
+# --- role dispatch: the program beside appliance-init, hardened, stopped, restarted ---
+mkdir -p "$T/rbin"; cp "$INIT" "$T/rbin/appliance-init"; chmod 0755 "$T/rbin"
+cat >"$T/rbin/appliance-agent" <<'SH'
+#!/bin/sh
+trap 'echo "agent stopping"; exit 0' TERM
+echo "agent as $(id -un) in $PWD args:$*"
+while :; do sleep 0.05; done
+SH
+printf '#!/bin/sh\necho "ctl args:$*"\n' >"$T/rbin/appliancectl"
+printf '#!/bin/sh\necho router run; exit 1\n' >"$T/rbin/appliance-router"
+chmod 0755 "$T/rbin/appliance-agent" "$T/rbin/appliancectl" "$T/rbin/appliance-router"
+INIT=$T/rbin/appliance-init start_ns role ROLE=pg DATA_DIR="$T/rdata" -- 
+agent_up() { grep_out role 'appliance-agent\[[0-9]+\]: agent as postgres in /var/lib/postgresql args:$'; }
+if wait_for 5 agent_up; then ok "ROLE=pg runs appliance-agent from appliance-init's directory as postgres"
+else nok "ROLE=pg runs appliance-agent"; show "$T/role.out"; fi
+kill -TERM "$IPID"; finish_ns 10
+check "ROLE=pg: SIGTERM reaches the agent, which stops; exit 0 (got $RC)" grep_out role 'agent stopping$'
+INIT=$T/rbin/appliance-init run_ns ctl ROLE=init --
+if [ "$RC" -eq 0 ] && grep_out ctl 'appliancectl\[[0-9]+\]: ctl args:provision$' && ! grep_out ctl 'restart 1'; then
+  ok "ROLE=init runs 'appliancectl provision' once (one-shot, exit 0)"
+else nok "ROLE=init one-shot (rc $RC)"; show "$T/ctl.out"; fi
+INIT=$T/rbin/appliance-init start_ns router ROLE=router --
+restarted() { grep_out router 'appliance-router\[[0-9]+\] exited with code 1 after [0-9.]+ s; restart 2 in 2.000 s \(restart=on-failure\)'; }
+check "ROLE=router: a failing program is restarted with backoff (on-failure)" wait_for 8 restarted
+kill -TERM "$IPID"; finish_ns 10
 echo "1..$n"
