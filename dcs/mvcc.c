@@ -884,7 +884,8 @@ int mvcc_history(mvcc *s, const uint8_t *key, size_t key_len, const uint8_t *ran
     if (to > s->rev)
         to = s->rev;
     *next_rev = to + 1;
-    if (from <= s->compact_rev)
+    /* as etcd's watchable store: the compact revision itself is still readable */
+    if (from < s->compact_rev)
         return MVCC_ERR_COMPACTED;
     if (from > to)
         return MVCC_OK;

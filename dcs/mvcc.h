@@ -174,7 +174,7 @@ int64_t mvcc_compact_suggest(const mvcc *s, int64_t retain);
 /* History for watch replay: the events with revision in [from, to] on keys in
  * [key, range_end) (range_end rules as in range), in revision order, at most max events
  * (a revision is never split: fewer may be returned). *next_rev = first revision not yet
- * returned. MVCC_ERR_COMPACTED when from <= compact revision. with_prev fills prev_kv. */
+ * returned. MVCC_ERR_COMPACTED when from < compact revision. with_prev fills prev_kv. */
 int mvcc_history(mvcc *s, const uint8_t *key, size_t key_len, const uint8_t *range_end,
                  size_t range_end_len, int64_t from, int64_t to, size_t max, bool with_prev,
                  mvcc_arena *a, mvcc_event **events, size_t *n, int64_t *next_rev);

@@ -39,6 +39,7 @@ static int apply(dcs_store *st, const store_cmd *c, int64_t now, store_result *r
 {
     uint8_t *buf;
     size_t len;
+    memset(r, 0, sizeof(*r));
     if (store_cmd_encode(c, 1 << 20, &buf, &len) != 0)
         return -100;
     int e = store_apply_bytes(st, buf, len, now, &A, r);

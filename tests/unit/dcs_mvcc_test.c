@@ -336,7 +336,7 @@ TEST(history_and_hook)
     CHECK_EQ_INT(mvcc_history(s, B("p/"), B("p0"), 6, 100, 1, false, &A, &ev, &n, &next), 0);
     CHECK_EQ_INT(n, 2);
     CHECK_EQ_INT(mvcc_compact(s, 3), 0);
-    CHECK_EQ_INT(mvcc_history(s, B("p/"), B("p0"), 3, 100, 0, false, &A, &ev, &n, &next),
+    CHECK_EQ_INT(mvcc_history(s, B("p/"), B("p0"), 2, 100, 0, false, &A, &ev, &n, &next),
                  MVCC_ERR_COMPACTED);
     CHECK_EQ_INT(mvcc_history(s, B("p/"), B("p0"), 4, 100, 0, false, &A, &ev, &n, &next), 0);
     CHECK_EQ_INT(n, 3);

@@ -3,7 +3,11 @@
  *     POST /v3/kv/put {"key":"YQ==","value":"MQ=="}
  *     PUT /v2/keys/dir/a value=1&ttl=30
  *     GET /v2/keys/dir?recursive=true
- *     SNAPSHOT            (save the whole state, restore it into a fresh store, continue)
+ *     SNAPSHOT            (save the whole state, restore it into a fresh store, continue;
+ *                          open watch streams are dropped)
+ *     WATCH {"create_request":{...}} {"cancel_request":{...}}   (opens watch stream N,
+ *                          N = 1, 2, ... in order, and feeds it the request messages)
+ *     WATCHREAD N         (everything stream N has to send now, as a JSON array)
  * and prints one line per request: "STATUS BODY" for v3, "STATUS INDEX BODY" for v2
  * (INDEX = X-Etcd-Index). Every write goes the way the server will send it: parsed
  * request -> store command -> binary encoding -> decode -> apply -> rendered response. */
@@ -15,6 +19,7 @@
 #include "dcs/store_cmd.h"
 #include "dcs/v2_codec.h"
 #include "dcs/v3_gateway.h"
+#include "dcs/watch.h"
 
 static int64_t mono_ms(void)
 {
@@ -132,6 +137,93 @@ static void do_v2(dcs_store *st, const char *method, const char *target, const c
     mvcc_arena_free(&a);
 }
 
+#define MAX_STREAMS 32
+static watch_hub *hub;
+static watch_stream *streams[MAX_STREAMS];
+static int nstreams;
+
+static void drop_watches(void)
+{
+    for (int i = 0; i < nstreams; i++)
+        watch_stream_free(streams[i]);
+    memset(streams, 0, sizeof(streams));
+    watch_hub_free(hub);
+    hub = NULL;
+}
+
+/* Length of the JSON value at the start of p (objects/arrays/strings aware). */
+static size_t json_span(const char *p, size_t n)
+{
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+static void do_watch(dcs_store *st, const char *body)
+{
+    if (!hub)
+        hub = watch_hub_new(st->kv, NULL);
+    if (nstreams == MAX_STREAMS) {
+        printf("500 {\"error\":\"too many streams\"}\n");
+        return;
+    }
+    watch_stream *ws = watch_stream_new(hub, NULL, NULL);
+    streams[nstreams++] = ws;
+    size_t len = strlen(body), off = 0;
+    while (off < len) {
+        while (off < len && body[off] == ' ')
+            off++;
+        if (off == len)
+            break;
+        size_t span = json_span(body + off, len - off);
+        mvcc_arena a;
+        mvcc_arena_init(&a, 0);
+        v3_request req;
+        v3_error err;
+        if (v3_parse_request(V3_WATCH, body + off, span, &a, &req, &err) == 0)
+            watch_stream_request(ws, &req, mono_ms());
+        mvcc_arena_free(&a);
+        off += span;
+    }
+    printf("200 {\"stream\":%d}\n", nstreams);
+}
+
+static void do_watchread(int n)
+{
+    jw w;
+    jw_init(&w, 64u << 20);
+    jw_arr(&w);
+    watch_stream *ws = n >= 1 && n <= nstreams ? streams[n - 1] : NULL;
+    for (int guard = 0; ws && guard < 1000000; guard++) {
+        v3_watch_resp r;
+        int64_t hrev;
+        if (!watch_stream_next(ws, &r, &hrev)) {
+            if (watch_stream_busy(ws))
+                continue; /* history replay in progress: more next turn */
+            break;
+        }
+        v3_header h = hdr;
+        h.revision = hrev;
+        v3_render_watch(&w, &h, &r); /* the array writer adds the commas */
+    }
+    jw_arr_end(&w);
+    print_out(200, "", &w);
+}
+
 int main(void)
 {
     dcs_store *st = dcs_store_new(NULL);
@@ -158,10 +250,22 @@ int main(void)
                 printf("500 {\"error\":\"snapshot round trip failed\"}\n");
                 continue;
             }
+            drop_watches();
+            nstreams = 0;
             dcs_store_free(st);
             st = nst;
             lessor_promote(mvcc_lessor(st->kv), mono_ms(), 0);
             printf("200 {\"snapshot\":%zu}\n", len);
+            fflush(stdout);
+            continue;
+        }
+        if (strncmp(line, "WATCHREAD ", 10) == 0) {
+            do_watchread((int)strtol(line + 10, NULL, 10));
+            fflush(stdout);
+            continue;
+        }
+        if (strncmp(line, "WATCH ", 6) == 0) {
+            do_watch(st, line + 6);
             fflush(stdout);
             continue;
         }
@@ -183,6 +287,7 @@ int main(void)
         fflush(stdout);
     }
     free(line);
+    drop_watches();
     dcs_store_free(st);
     return 0;
 }

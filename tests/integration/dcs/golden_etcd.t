@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # test-timeout: 180
 """Golden comparison against REAL etcd 3.4: the v3 JSON and v2 keys scenarios
-(golden_scenario_v3.txt, golden_scenario_v2.txt) run request by request against a
+(golden_scenario_v3.txt, golden_scenario_watch.txt, golden_scenario_v2.txt) run request by request against a
 single-member etcd (127.0.50.10, --enable-v2) and against our state machine + codecs
 (build/san/tests/dcs_driver: request -> store command -> encode/decode -> apply -> JSON).
 Responses are compared field by field after removing what legitimately differs:
@@ -9,7 +9,7 @@ cluster_id/member_id/raft_term, lease IDs etcd generates (compared by grant orde
 index offset (etcd's v2 store also counts its own membership writes), expiration instants;
 TTLs may differ by one second (time passes between the two requests). Error messages of
 JSON decoding must start with etcd's text (ours also names the field)."""
-import http.client, json, os, re, shutil, subprocess, sys, tempfile, time
+import http.client, json, os, re, shutil, socket, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(ROOT, "../../.."))
@@ -206,6 +206,124 @@ def run_v3(drv, lines):
             "\n".join(diffs) + "\netcd: %s\nours: %s" % (raw_e.strip(), raw_o))
 
 
+# ---------- watch streams ----------
+class EtcdWatch:
+    """One /v3/watch request to etcd: the body sent at once, the chunked response read
+    incrementally and split into JSON messages."""
+
+    def __init__(self, body):
+        self.sock = socket.create_connection((HOST, PORT), timeout=5)
+        data = body.encode()
+        self.sock.sendall(b"POST /v3/watch HTTP/1.1\r\nHost: golden\r\nContent-Type: "
+                          b"application/json\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+        self.raw = b""
+        self.body = b""
+        self.headers = None
+        self.msgs = []
+
+    def _parse(self):
+        if self.headers is None:
+            i = self.raw.find(b"\r\n\r\n")
+            if i < 0:
+                return
+            self.headers, self.raw = self.raw[:i], self.raw[i + 4:]
+        while True:
+            i = self.raw.find(b"\r\n")
+            if i < 0:
+                return
+            size = int(self.raw[:i].split(b";")[0], 16)
+            if len(self.raw) < i + 2 + size + 2:
+                return
+            self.body += self.raw[i + 2:i + 2 + size]
+            self.raw = self.raw[i + 2 + size + 2:]
+            text = self.body.decode()
+            dec = json.JSONDecoder()
+            pos = 0
+            while True:
+                while pos < len(text) and text[pos].isspace():
+                    pos += 1
+                try:
+                    obj, end = dec.raw_decode(text, pos)
+                except ValueError:
+                    break
+                self.msgs.append(obj)
+                pos = end
+            self.body = text[pos:].encode()
+
+    def read(self, count, timeout):
+        """Messages until `count` are there or the deadline passes."""
+        deadline = time.time() + timeout
+        while len(self.msgs) < count and time.time() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.time()))
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            self.raw += data
+            self._parse()
+        out, self.msgs = self.msgs[:count], self.msgs[count:]
+        return out
+
+
+def run_watch(drv, lines):
+    streams = []
+    last_rev = [0]
+
+    def subst(text):
+        return re.sub(r"\$REV([+-]\d+)?", lambda m: str(last_rev[0] + int(m.group(1) or 0)), text)
+
+    for line in lines:
+        line = subst(line)
+        if line.startswith("WATCH "):
+            body = line[6:]
+            streams.append(EtcdWatch(body))
+            out = drv.call(line)
+            tap(out.startswith("200 "), "watch: open stream %d (%s)" % (len(streams), body[:80]))
+            continue
+        if line.startswith("WATCHREAD "):
+            n = int(line.split()[1])
+            out = drv.call(line)
+            ours = json.loads(out.split(" ", 1)[1])
+            theirs = streams[n - 1].read(len(ours), 5.0)
+            extra = streams[n - 1].read(1, 0.3) if len(theirs) == len(ours) else []
+
+            def canon(msgs, side):
+                # etcd serves the watchers of one stream in Go map order: event messages
+                # of the same revision are compared as a set (ordered by watch_id)
+                out = [norm_v3(m, side) for m in msgs]
+                i = 0
+                while i < len(out):
+                    j = i
+                    rev = out[i].get("result", {}).get("header", {}).get("revision")
+                    while (j < len(out) and "events" in out[j].get("result", {}) and
+                           out[j]["result"]["header"].get("revision") == rev):
+                        j += 1
+                    if j > i + 1:
+                        out[i:j] = sorted(out[i:j], key=lambda m: int(m["result"].get("watch_id", 0)))
+                    i = max(j, i + 1)
+                return out
+            diffs = cmp_values(canon(theirs + extra, 0), canon(ours, 1), "", set())
+            tap(not diffs, "watch: stream %d sends %d messages" % (n, len(ours)),
+                "\n".join(diffs) + "\netcd: %s\nours: %s" % (json.dumps(theirs + extra), out))
+            continue
+        method, target, body = (line.split(" ", 2) + [""])[:3]
+        st_e, _, raw_e = etcd_call(method, target, body)
+        out = drv.call(line)
+        st_o, raw_o = out.split(" ", 1)
+        je, jo = first_json(raw_e), first_json(raw_o)
+        diffs = cmp_values(norm_v3(je, 0), norm_v3(jo, 1), "", {"TTL"})
+        if st_e != int(st_o):
+            diffs.append("HTTP status: etcd=%d ours=%s" % (st_e, st_o))
+        tap(not diffs, "watch: %s" % line[:100], "\n".join(diffs) + "\netcd: %s\nours: %s" % (raw_e, raw_o))
+        rev = (je or {}).get("header", {}).get("revision")
+        if rev:
+            last_rev[0] = int(rev)
+    for s in streams:
+        s.sock.close()
+
+
 # ---------- v2 ----------
 def run_v2(drv, lines):
     offset = None
@@ -290,6 +408,7 @@ def main():
     drv = Driver()
     try:
         run_v3(drv, load("golden_scenario_v3.txt"))
+        run_watch(drv, load("golden_scenario_watch.txt"))
         run_v2(drv, load("golden_scenario_v2.txt"))
     finally:
         etcd.terminate()
