@@ -570,8 +570,10 @@ int logmux_flush(struct logmux *mux)
             if (errno == EAGAIN)
                 return 1;
             /* The reader is gone (EPIPE) or stdout is unusable: from now on records are
-             * only counted. */
-            mux->dead = 1;
+             * only counted. Other errors (a full disk) may pass: drop what is queued,
+             * counted, and try again with the next records. */
+            if (errno == EPIPE || errno == EBADF || errno == EINVAL)
+                mux->dead = 1;
             drop_all_queued(mux);
             return 0;
         }
