@@ -75,6 +75,12 @@ enum http_parse_result { HTTP_PARSE_DONE, HTTP_PARSE_MORE, HTTP_PARSE_ERROR };
 enum http_parse_result http_parse_request(char *buf, size_t len, const http_limits *lim,
                                           http_request *req, size_t *consumed, int *error_status);
 
+/* Same, and on ERROR *reason (if not NULL) names what was wrong, e.g. "whitespace between
+ * header field name and colon" (a static string; never echoes request bytes). */
+enum http_parse_result http_parse_request_ex(char *buf, size_t len, const http_limits *lim,
+                                             http_request *req, size_t *consumed, int *error_status,
+                                             const char **reason);
+
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_request_header(const http_request *req, const char *name);
 /* Percent-decodes query parameter `name` into out. Returns its length, -1 when absent,

@@ -105,7 +105,9 @@ struct scan {
      * limit_status error; before it, MORE. */
     size_t end, limit;
     int limit_status;
+    const char *limit_why;
     int status;
+    const char *why;
 
     size_t method, method_len, target, target_len;
     int minor;
@@ -121,21 +123,35 @@ static enum scan_result out_of_data(struct scan *s)
 {
     if (s->end == s->limit) {
         s->status = s->limit_status;
+        s->why = s->limit_why;
         return SCAN_ERROR;
     }
     return SCAN_MORE;
 }
 
-static enum scan_result fail(struct scan *s, int status)
+static enum scan_result fail(struct scan *s, int status, const char *why)
 {
     s->status = status;
+    s->why = why;
     return SCAN_ERROR;
 }
 
-static void set_window(struct scan *s, size_t limit, int limit_status)
+static const char *bad_name_char(unsigned char c, int at_line_start)
+{
+    if ((c == ' ' || c == '\t') && at_line_start)
+        return "obs-fold: header line starting with whitespace";
+    if (c == ' ' || c == '\t')
+        return "whitespace between header field name and colon";
+    if (c == '\r' || c == '\n')
+        return "header line without a colon";
+    return "invalid character in a header field name";
+}
+
+static void set_window(struct scan *s, size_t limit, int limit_status, const char *limit_why)
 {
     s->limit = limit;
     s->limit_status = limit_status;
+    s->limit_why = limit_why;
     s->end = s->len < limit ? s->len : limit;
 }
 
@@ -155,11 +171,11 @@ static enum scan_result expect_crlf(struct scan *s)
 {
     NEED(s);
     if (cur(s) != '\r')
-        return fail(s, 400);
+        return fail(s, 400, "line not ended by CRLF");
     s->pos++;
     NEED(s);
     if (cur(s) != '\n')
-        return fail(s, 400);
+        return fail(s, 400, "CR not followed by LF");
     s->pos++;
     return SCAN_DONE;
 }
@@ -226,12 +242,12 @@ static enum scan_result scan_request_line(struct scan *s)
         if (c == ' ')
             break;
         if (!is_tchar(c))
-            return fail(s, 400);
+            return fail(s, 400, "invalid character in the method");
         s->pos++;
     }
     s->method_len = s->pos - s->method;
     if (s->method_len == 0)
-        return fail(s, 400);
+        return fail(s, 400, "empty method");
     s->pos++;
     s->target = s->pos;
     for (;;) {
@@ -240,31 +256,31 @@ static enum scan_result scan_request_line(struct scan *s)
         if (c == ' ')
             break;
         if (!is_target_char(c))
-            return fail(s, 400);
+            return fail(s, 400, "invalid character in the request target");
         s->pos++;
     }
     s->target_len = s->pos - s->target;
     if (s->target_len == 0)
-        return fail(s, 400);
+        return fail(s, 400, "empty request target");
     size_t off, len;
     int root;
     if (!target_path(s->buf + s->target, s->target_len, &off, &len, &root))
-        return fail(s, 400);
+        return fail(s, 400, "request target is neither origin-form nor absolute-form");
     if (s->buf[s->target] == '*' && !target_ok_for_method(s))
-        return fail(s, 400);
+        return fail(s, 400, "asterisk-form target on a method other than OPTIONS");
     /* Validate the path's escapes now so the verdict is taken at this position. */
     char tmp[HTTP_MAX_PATH];
     long d = pct_decode(s->buf + s->target + off, len, tmp, sizeof(tmp), 0);
     if (d == -1)
-        return fail(s, 400);
+        return fail(s, 400, "malformed percent-escape or %00 in the path");
     if (d == -2)
-        return fail(s, 414);
+        return fail(s, 414, "decoded path longer than HTTP_MAX_PATH");
     s->pos++;
     static const char proto[] = "HTTP/";
     for (size_t i = 0; i < 5; i++) {
         NEED(s);
         if (cur(s) != (unsigned char)proto[i])
-            return fail(s, 400);
+            return fail(s, 400, "malformed HTTP version");
         s->pos++;
     }
     int digits[2];
@@ -272,17 +288,17 @@ static enum scan_result scan_request_line(struct scan *s)
         if (i == 1) {
             NEED(s);
             if (cur(s) != '.')
-                return fail(s, 400);
+                return fail(s, 400, "malformed HTTP version");
             s->pos++;
         }
         NEED(s);
         if (cur(s) < '0' || cur(s) > '9')
-            return fail(s, 400);
+            return fail(s, 400, "malformed HTTP version");
         digits[i] = cur(s) - '0';
         s->pos++;
     }
     if (digits[0] != 1 || digits[1] > 1)
-        return fail(s, 505);
+        return fail(s, 505, "HTTP version other than 1.0 and 1.1");
     s->minor = digits[1];
     return expect_crlf(s);
 }
@@ -306,12 +322,12 @@ static enum scan_result scan_field(struct scan *s, struct field *fld, int *blank
         if (c == ':')
             break;
         if (!is_tchar(c))
-            return fail(s, 400); /* includes whitespace before the colon */
+            return fail(s, 400, bad_name_char(c, s->pos == name));
         s->pos++;
     }
     size_t name_len = s->pos - name;
     if (name_len == 0)
-        return fail(s, 400);
+        return fail(s, 400, "empty header field name");
     s->pos++;
     for (;;) {
         NEED(s);
@@ -326,7 +342,7 @@ static enum scan_result scan_field(struct scan *s, struct field *fld, int *blank
         if (c == '\r')
             break;
         if (!is_field_char(c))
-            return fail(s, 400);
+            return fail(s, 400, "control character in a header field value");
         s->pos++;
         if (c != ' ' && c != '\t')
             value_end = s->pos;
@@ -381,12 +397,12 @@ static enum scan_result check_headers(struct scan *s, const http_limits *lim, in
         } else if (field_is(s, f, "content-length")) {
             const char *v = s->buf + f->value;
             if (f->value_len == 0)
-                return fail(s, 400);
+                return fail(s, 400, "empty Content-Length");
             size_t n = 0;
             int too_big = 0;
             for (size_t k = 0; k < f->value_len; k++) {
                 if (v[k] < '0' || v[k] > '9')
-                    return fail(s, 400);
+                    return fail(s, 400, "Content-Length is not digits only");
                 if (!too_big) {
                     n = n * 10 + (size_t)(v[k] - '0');
                     if (n > lim->max_body_bytes)
@@ -394,9 +410,9 @@ static enum scan_result check_headers(struct scan *s, const http_limits *lim, in
                 }
             }
             if (too_big)
-                return fail(s, 413);
+                return fail(s, 413, "Content-Length above max_body_bytes");
             if (have_cl && n != cl)
-                return fail(s, 400);
+                return fail(s, 400, "Content-Length fields with different values");
             have_cl = 1;
             cl = n;
         } else if (field_is(s, f, "transfer-encoding")) {
@@ -412,14 +428,14 @@ static enum scan_result check_headers(struct scan *s, const http_limits *lim, in
      * RFC 9112 3.2 says 400: Patroni's REST API (python http.server) accepts it, and
      * health checkers written against it may omit it; nothing here routes by Host. */
     if (hosts > 1)
-        return fail(s, 400);
+        return fail(s, 400, "more than one Host field");
     if (te) {
         /* TE with CL is a smuggling vector; chunked twice is invalid; HTTP/1.0 has no
          * chunked coding. */
         if (have_cl || s->minor == 0 || (te > 1 && te < 1000))
-            return fail(s, 400);
+            return fail(s, 400, "Transfer-Encoding with Content-Length, twice, or in HTTP/1.0");
         if (te >= 1000)
-            return fail(s, 501);
+            return fail(s, 501, "Transfer-Encoding other than chunked");
         s->chunked = 1;
     }
     s->content_length = cl;
@@ -437,7 +453,8 @@ static enum scan_result scan_chunked(struct scan *s, const http_limits *lim)
     size_t wire_limit = (size_t)-1;
     if (lim->max_body_bytes <= ((size_t)-1 - CHUNKED_SLACK) / 2 - s->head_end)
         wire_limit = s->head_end + lim->max_body_bytes * 2 + CHUNKED_SLACK;
-    set_window(s, wire_limit, 413);
+    set_window(s, wire_limit, 413,
+               "chunked body above its wire bound (2 * max_body_bytes + 64 KiB)");
     size_t total = 0;
     for (;;) {
         size_t size = 0, ndig = 0;
@@ -449,11 +466,11 @@ static enum scan_result scan_chunked(struct scan *s, const http_limits *lim)
             size = size * 16 + (size_t)h;
             ndig++;
             if (size > lim->max_body_bytes - total)
-                return fail(s, 413);
+                return fail(s, 413, "chunked body above max_body_bytes");
             s->pos++;
         }
         if (ndig == 0)
-            return fail(s, 400);
+            return fail(s, 400, "chunk size is not hexadecimal");
         /* chunk-ext: BWS ";" ... up to CR, any field characters; ignored. */
         for (;;) {
             NEED(s);
@@ -468,7 +485,7 @@ static enum scan_result scan_chunked(struct scan *s, const http_limits *lim)
                 if (c == '\r')
                     break;
                 if (!is_field_char(c))
-                    return fail(s, 400);
+                    return fail(s, 400, "control character in a chunk extension");
                 s->pos++;
             }
         }
@@ -491,7 +508,7 @@ static enum scan_result scan_chunked(struct scan *s, const http_limits *lim)
     /* Trailer section: bounded by max_header_bytes of its own (431 beyond). */
     size_t tlimit = s->pos + lim->max_header_bytes;
     if (tlimit < s->limit)
-        set_window(s, tlimit, 431);
+        set_window(s, tlimit, 431, "trailer section above max_header_bytes");
     for (;;) {
         int blank;
         enum scan_result r = scan_field(s, NULL, &blank);
@@ -507,7 +524,7 @@ static enum scan_result scan_chunked(struct scan *s, const http_limits *lim)
 
 static enum scan_result scan(struct scan *s, const http_limits *lim, int *keep_alive)
 {
-    set_window(s, lim->max_header_bytes, 431);
+    set_window(s, lim->max_header_bytes, 431, "header section above max_header_bytes");
     enum scan_result r = scan_request_line(s);
     if (r != SCAN_DONE)
         return r;
@@ -520,7 +537,7 @@ static enum scan_result scan(struct scan *s, const http_limits *lim, int *keep_a
         if (blank)
             break;
         if (s->nf == HTTP_MAX_HEADERS)
-            return fail(s, 431);
+            return fail(s, 431, "more than HTTP_MAX_HEADERS header fields");
         s->f[s->nf++] = fld;
     }
     s->head_end = s->pos;
@@ -568,6 +585,13 @@ static void dechunk(char *buf, const struct scan *s, http_request *req)
 enum http_parse_result http_parse_request(char *buf, size_t len, const http_limits *lim,
                                           http_request *req, size_t *consumed, int *error_status)
 {
+    return http_parse_request_ex(buf, len, lim, req, consumed, error_status, NULL);
+}
+
+enum http_parse_result http_parse_request_ex(char *buf, size_t len, const http_limits *lim,
+                                             http_request *req, size_t *consumed, int *error_status,
+                                             const char **reason)
+{
     http_limits dflt;
     if (!lim) {
         http_limits_default(&dflt);
@@ -585,6 +609,8 @@ enum http_parse_result http_parse_request(char *buf, size_t len, const http_limi
         return HTTP_PARSE_MORE;
     if (r == SCAN_ERROR) {
         *error_status = s.status;
+        if (reason)
+            *reason = s.why ? s.why : http_status_reason(s.status);
         return HTTP_PARSE_ERROR;
     }
 

@@ -512,18 +512,24 @@ const char *http_conn_peer(const http_conn *c)
 
 /* ---- input ---- */
 
-static void answer_error(http_conn *c, int status)
+static void answer_error(http_conn *c, int status, const char *reason)
 {
-    char body[96];
-    int n = snprintf(body, sizeof(body), "%s\n", http_status_reason(status));
-    log_debug("http: %s: bad request, answering %d", c->peer, status);
+    /* The body names the problem (a fixed text from the parser, never request bytes) so a
+     * client author can see what the server objected to. */
+    char body[192];
+    int n = snprintf(body, sizeof(body), "%s: %s\n", http_status_reason(status),
+                     reason ? reason : "bad request");
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = (int)strlen(body);
+    log_debug("http: %s: answering %d: %s", c->peer, status, reason ? reason : "");
     c->close_after = 1;
     c->busy = 0;
     c->in_len = 0; /* nothing after a framing error can be trusted */
     if (out_printf(c,
                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                   "Connection: close\r\n\r\n%s",
-                   status, http_status_reason(status), n, body) < 0) {
+                   "Connection: close\r\n\r\n",
+                   status, http_status_reason(status), n) < 0 ||
+        out_append(c, body, (size_t)n) < 0) {
         conn_close(c);
         return;
     }
@@ -571,10 +577,11 @@ static void conn_process(http_conn *c)
     while (!c->dead && !c->busy && !c->close_after && c->in_len > 0) {
         size_t consumed = 0;
         int status = 0;
-        enum http_parse_result r =
-            http_parse_request(c->in, c->in_len, &srv->lim, &c->req, &consumed, &status);
+        const char *reason = NULL;
+        enum http_parse_result r = http_parse_request_ex(c->in, c->in_len, &srv->lim, &c->req,
+                                                         &consumed, &status, &reason);
         if (r == HTTP_PARSE_ERROR) {
-            answer_error(c, status);
+            answer_error(c, status, reason);
             break;
         }
         if (r == HTTP_PARSE_MORE) {

@@ -1,8 +1,8 @@
 /* Fuzzes the HTTP request parser. Input: 2 control bytes, then the request bytes.
  * Byte 0 picks the limits (tiny ones reach the 413/431 paths) and byte 1 seeds the split
  * points. Checks: no crash or sanitizer report; a MORE leaves the buffer untouched; feeding
- * the input in random splits reaches exactly the verdict (result, status, consumed, every
- * field) of parsing it in one shot; pipelined requests are parsed the same way in turn. */
+ * the input in random splits reaches exactly the verdict (result, status, reason, consumed,
+ * every field) of parsing it in one shot; pipelined requests are parsed the same way in turn. */
 #include "http.h"
 
 #include <stdint.h>
@@ -52,7 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         http_request ra, rb;
         size_t ca, cb;
         int sa, sb;
-        enum http_parse_result a = http_parse_request(one + off, size - off, &lim, &ra, &ca, &sa);
+        const char *why_a = NULL, *why_b = NULL;
+        enum http_parse_result a =
+            http_parse_request_ex(one + off, size - off, &lim, &ra, &ca, &sa, &why_a);
         if (a == HTTP_PARSE_MORE && memcmp(one + off, orig + off, size - off) != 0)
             abort();
         size_t n = 0;
@@ -61,15 +63,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             rng = rng * 1103515245u + 12345u;
             size_t step = 1 + (rng >> 16) % 64;
             n = n + step > size - off ? size - off : n + step;
-            b = http_parse_request(inc + off, n, &lim, &rb, &cb, &sb);
+            b = http_parse_request_ex(inc + off, n, &lim, &rb, &cb, &sb, &why_b);
             if (b == HTTP_PARSE_MORE && memcmp(inc + off, orig + off, size - off) != 0)
                 abort();
         }
         if (size - off == 0)
-            b = http_parse_request(inc + off, 0, &lim, &rb, &cb, &sb);
+            b = http_parse_request_ex(inc + off, 0, &lim, &rb, &cb, &sb, &why_b);
         if (a != b)
             abort();
-        if (a == HTTP_PARSE_ERROR && sa != sb)
+        /* Same status and the same reason (the same static string). */
+        if (a == HTTP_PARSE_ERROR && (sa != sb || !why_a || why_a != why_b))
             abort();
         if (a == HTTP_PARSE_ERROR && sa != 400 && sa != 413 && sa != 414 && sa != 431 &&
             sa != 501 && sa != 505)

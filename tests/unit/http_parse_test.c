@@ -375,6 +375,49 @@ TEST(more_leaves_buffer_untouched)
     CHECK(memcmp(buf, copy, sizeof(buf)) == 0);
 }
 
+TEST(error_reasons)
+{
+    struct {
+        const char *in;
+        const char *reason;
+    } k[] = {
+        {"GET / HTTP/1.1\r\nHost : x\r\n\r\n", "whitespace between header field name and colon"},
+        {"GET / HTTP/1.1\r\nA: 1\r\n 2\r\n\r\n", "obs-fold: header line starting with whitespace"},
+        {"GET / HTTP/1.1\nHost: x\n\n", "line not ended by CRLF"},
+        {"GET / HTTP/1.1\r\nA\r\n\r\n", "header line without a colon"},
+        {"GET / HTTP/1.1\r\nA: \x01\r\n\r\n", "control character in a header field value"},
+        {"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+         "Content-Length fields with different values"},
+        {"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "Transfer-Encoding with Content-Length, twice, or in HTTP/1.0"},
+        {"GET /%zz HTTP/1.1\r\n\r\n", "malformed percent-escape or %00 in the path"},
+        {"GET / HTTP/3.0\r\n\r\n", "HTTP version other than 1.0 and 1.1"},
+    };
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s", k[i].in);
+        http_request req;
+        size_t consumed;
+        int st;
+        const char *why = NULL;
+        CHECK_EQ_INT(http_parse_request_ex(buf, strlen(buf), NULL, &req, &consumed, &st, &why),
+                     HTTP_PARSE_ERROR);
+        CHECK_STR(why, k[i].reason);
+    }
+    http_limits lim;
+    http_limits_default(&lim);
+    lim.max_header_bytes = 20;
+    char buf[] = "GET / HTTP/1.1\r\nHost: xxxxxxxx\r\n\r\n";
+    http_request req;
+    size_t consumed;
+    int st;
+    const char *why = NULL;
+    CHECK_EQ_INT(http_parse_request_ex(buf, strlen(buf), &lim, &req, &consumed, &st, &why),
+                 HTTP_PARSE_ERROR);
+    CHECK_EQ_INT(st, 431);
+    CHECK_STR(why, "header section above max_header_bytes");
+}
+
 TEST(status_reasons)
 {
     CHECK_STR(http_status_reason(200), "OK");
@@ -395,6 +438,7 @@ int main(void)
     RUN(keep_alive_rules);
     RUN(limits);
     RUN(more_leaves_buffer_untouched);
+    RUN(error_reasons);
     RUN(status_reasons);
     return check_done();
 }

@@ -260,8 +260,9 @@ s.close()
 # --- bad clients ---
 s = raw(srv, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage")
 out, closed = read_until_close(s)
-ok(out.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"Connection: close" in out and closed,
-   "garbage bytes -> 400 and close", out)
+ok(out.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"Connection: close" in out and closed
+   and out.endswith(b"\r\n\r\nBad Request: invalid character in the method\n"),
+   "garbage bytes -> 400 naming the problem, and close", out)
 s = raw(srv, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000 + b"\r\n\r\n")
 out, closed = read_until_close(s)
 ok(out.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n") and closed,
