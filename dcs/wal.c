@@ -136,7 +136,9 @@ static int rec_check(const uint8_t *buf, size_t len, size_t off, uint32_t *plen)
         return -1;
     const uint8_t *r = buf + off;
     uint32_t l = get_u32(r);
-    if (l > WAL_MAX_RECORD || l > len - off - REC_HDR)
+    /* the padding is part of the record: a record whose padding runs past the end of the
+     * file was not completely written */
+    if (l > WAL_MAX_RECORD || padded(REC_HDR + (size_t)l) > len - off)
         return -1;
     if (r[8] < REC_SEGHDR || r[8] > REC_SNAP || r[9] > FLAG_END || r[10] || r[11])
         return -1;

@@ -180,9 +180,9 @@ static uint64_t fnv(const void *p, size_t n, uint64_t h)
 {
     const uint8_t *b = p;
     for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull; // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult):
-                                           // callers pass initialised bytes; the analyzer cannot
-                                           // see through entry data pointers
+        /* callers pass initialised bytes; the analyzer cannot see through entry data */
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult)
+        h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
 }
 
