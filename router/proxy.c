@@ -46,6 +46,9 @@ struct session {
     backend *be;
     uint8_t lsn, state, as_fallback;
     uint8_t splice; /* data path chosen at accept; a reload does not switch it midway */
+    /* Readiness, per socket and direction. rd: 0 drained, 1 readable, 2 readable and the
+     * peer's FIN/RST already signalled (a short read must not clear it: no new edge would
+     * announce the EOF). */
     uint8_t c_rd, c_wr, s_rd, s_wr;
     int cfd, sfd;
     struct half up;   /* client -> server */
@@ -209,6 +212,8 @@ static int xfer_copy(session *s, struct half *h, int src, int dst, uint8_t *rd, 
                     continue;
                 return XFER_DST_ERR;
             }
+            if ((size_t)n < h->len)
+                *wr = 0; /* socket buffer full; EPOLLOUT will fire when it drains */
             h->off += (uint32_t)n;
             h->len -= (uint32_t)n;
             if (h->len == 0) {
@@ -230,6 +235,11 @@ static int xfer_copy(session *s, struct half *h, int src, int dst, uint8_t *rd, 
             h->len = (uint32_t)n;
             h->off = 0;
             count_bytes(s, upstream, (size_t)n);
+            /* A short read drained the socket: with edge triggering the next arrival
+             * raises a new event, so the EAGAIN read is skipped (2 syscalls per round
+             * trip). */
+            if ((size_t)n < h->b->size && *rd == 1)
+                *rd = 0;
             continue;
         }
         buffer_pool_put(pool, h->b);
@@ -267,6 +277,8 @@ static int xfer_splice(session *s, struct half *h, int src, int dst, uint8_t *rd
                     continue;
                 return XFER_DST_ERR;
             }
+            if ((size_t)n < h->inpipe)
+                *wr = 0;
             h->inpipe -= (size_t)n;
             if (!h->inpipe) {
                 buffer_pool_put_pipe(pool, h->pp);
@@ -286,6 +298,8 @@ static int xfer_splice(session *s, struct half *h, int src, int dst, uint8_t *rd
         if (n > 0) {
             h->inpipe = (size_t)n;
             count_bytes(s, upstream, (size_t)n);
+            if ((size_t)n < pool->buf_size && *rd == 1)
+                *rd = 0;
             continue;
         }
         buffer_pool_put_pipe(pool, h->pp);
@@ -493,11 +507,13 @@ static void on_server_event(evloop *loop, int fd, uint32_t ev, void *arg)
         s->timer = NULL;
         s->state = S_OPEN;
         s->s_wr = 1;
-        s->s_rd = 1; /* cheap: one EAGAIN at most; avoids missing an edge */
+        s->s_rd = (ev & (EPOLLRDHUP | EPOLLHUP)) ? 2 : 1; /* one EAGAIN at most */
         session_pump(s);
         return;
     }
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->s_rd = 2;
+    else if ((ev & EPOLLIN) && !s->s_rd)
         s->s_rd = 1;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         s->s_wr = 1;
@@ -507,7 +523,9 @@ static void on_server_event(evloop *loop, int fd, uint32_t ev, void *arg)
 static void on_client_event(evloop *loop, int fd, uint32_t ev, void *arg)
 {
     session *s = arg;
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->c_rd = 2;
+    else if ((ev & EPOLLIN) && !s->c_rd)
         s->c_rd = 1;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         s->c_wr = 1;

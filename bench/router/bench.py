@@ -1,0 +1,411 @@
+#!/usr/bin/python3
+"""appliance-router side by side with HAProxy 2.6 (Debian) in the same run.
+
+1. Throughput: one real PostgreSQL 15 primary; pgbench (8 clients, -j 2) select-only (-S)
+   and TPC-B-like, direct vs our 5000 (read/write data path) vs our 5000 (splice data path)
+   vs HAProxy with the Patroni template; interleaved repetitions, medians, ratios.
+2. Leader change -> new connections on the new primary: two fake nodes (TCP answer with
+   their name, REST API with scripted /primary codes) behind ours (DCS watch on real etcd
+   3.4 + checks) and HAProxy (template checks, inter 3s rise 2 fall 3). At t0 the roles
+   flip and the leader key moves; a poller opens a new connection every 2 ms through each
+   and records when the first one lands on the new primary (HAProxy: also when all do).
+3. Memory: VmRSS idle, and per connection with 1,000 open proxied sessions.
+Addresses: 127.0.30.0/24. Env: BENCH_SECONDS (pgbench run length, default 15),
+BENCH_REPS (default 3), BENCH_TRIALS (leader changes, default 4).
+"""
+import asyncio, base64, http.server, json, os, pwd, re, shutil, signal, socket, socketserver
+import statistics, subprocess, sys, tempfile, threading, time, urllib.request
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
+ROUTER = os.path.join(REPO, "build/bin/appliance-router")
+PGBIN = "/usr/lib/postgresql/15/bin"
+SECS = int(os.environ.get("BENCH_SECONDS", "15"))
+REPS = int(os.environ.get("BENCH_REPS", "3"))
+TRIALS = int(os.environ.get("BENCH_TRIALS", "4"))
+PG_IP = "127.0.30.20"
+ETCD = "127.0.30.1:34379"
+pg = pwd.getpwnam("postgres")
+tmp = tempfile.mkdtemp(prefix="router-bench-")
+os.chmod(tmp, 0o755)
+procs = []
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def start(argv, name, as_postgres=False, env=None):
+    pre = ["setpriv", f"--reuid={pg.pw_uid}", f"--regid={pg.pw_gid}", "--init-groups"] if as_postgres else []
+    p = subprocess.Popen(pre + argv, stdout=open(f"{tmp}/{name}.log", "w"), stderr=subprocess.STDOUT,
+                         env=dict(os.environ, **(env or {})))
+    procs.append(p)
+    return p
+
+
+def wait(cond, timeout, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if cond():
+                return True
+        except Exception:
+            pass
+        time.sleep(step)
+    return False
+
+
+def rss_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_tree_kb(pid):
+    """HAProxy runs as one process (no master-worker here); kept general anyway."""
+    total = rss_kb(pid)
+    for kid in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split():
+        total += rss_kb(int(kid))
+    return total
+
+
+# ---------------- fake nodes for the leader-change and memory parts ----------------
+roles = {}
+
+
+class Rest(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, body):
+        name = self.server.node
+        primary = roles.get(name) == "primary"
+        if "primary" in self.path:
+            code = 200 if primary else 503
+        elif "replica" in self.path:
+            code = 503 if primary else 200
+        else:
+            code = 503
+        doc = json.dumps({"role": "master" if primary else "replica", "state": "running"}).encode()
+        self.send_response(code)
+        if body:
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(doc)))
+        self.end_headers()
+        if body:
+            self.wfile.write(doc)
+
+    def do_GET(self):
+        self.reply(True)
+
+    def do_OPTIONS(self):
+        self.reply(False)
+
+
+class RestServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def start_rest(name, ip, port=8008):
+    s = RestServer((ip, port), Rest)
+    s.node = name
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s
+
+
+aloop = asyncio.new_event_loop()
+threading.Thread(target=aloop.run_forever, daemon=True).start()
+
+
+async def _answer(name, reader, writer):
+    try:
+        while True:
+            d = await reader.read(4096)
+            if not d:
+                break
+            writer.write(name.encode() + b":" + d)
+            await writer.drain()
+    except Exception:
+        pass
+    writer.close()
+
+
+def start_node(name, ip, port):
+    async def serve():
+        return await asyncio.start_server(lambda r, w: _answer(name, r, w), ip, port, backlog=4096)
+    return asyncio.run_coroutine_threadsafe(serve(), aloop).result(5)
+
+
+def lands(ip, port, timeout=1.0):
+    try:
+        s = socket.create_connection((ip, port), timeout=timeout)
+        s.settimeout(timeout)
+        s.sendall(b"q")
+        d = s.recv(64)
+        s.close()
+        return d.split(b":")[0].decode() if d else None
+    except OSError:
+        return None
+
+
+# ---------------- helpers ----------------
+def router_cfg(path, primary, replicas, stats, backends, dcs=None, splice=False, interval=1000):
+    lines = ["scope: pg-cluster",
+             f"listen: {{primary: '{primary}', replicas: '{replicas}', stats: '{stats}'}}",
+             f"checks: {{interval_ms: {interval}}}",
+             f"data_path: {{splice: {'true' if splice else 'false'}}}",
+             "limits: {max_connections: 5000}"]
+    if dcs:
+        lines.append(f"dcs: {{endpoints: ['http://{dcs}']}}")
+    lines.append("backends:")
+    for name, ip, port in backends:
+        lines.append(f"  - {{name: {name}, host: {ip}, port: {port}, check_port: 8008}}")
+    open(path, "w").write("\n".join(lines) + "\n")
+
+
+def haproxy_cfg(path, bind, stats, backends):
+    srv = "\n".join(f"    server {n} {ip}:{port} maxconn 1000 check port 8008" for n, ip, port in backends)
+    open(path, "w").write(f"""global
+    maxconn 5000
+defaults
+    mode tcp
+    retries 2
+    timeout client 30m
+    timeout connect 4s
+    timeout server 30m
+    timeout check 5s
+listen stats
+    mode http
+    bind {stats}
+    stats enable
+    stats uri /
+listen primary
+    bind {bind}
+    option httpchk OPTIONS /primary
+    http-check expect status 200
+    default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions
+{srv}
+""")
+
+
+def haproxy_up(stats, server):
+    with urllib.request.urlopen(f"http://{stats}/;csv", timeout=1) as r:
+        for line in r.read().decode().splitlines():
+            f = line.split(",")
+            if len(f) > 17 and f[0] == "primary" and f[1] == server:
+                return f[17] == "UP"
+    return False
+
+
+def router_target(stats):
+    with urllib.request.urlopen(f"http://{stats}/;json", timeout=1) as r:
+        return json.loads(r.read())["write_target"]
+
+
+def pgbench(host, port, select_only):
+    args = [f"{PGBIN}/pgbench", "-n", "-c", "8", "-j", "2", "-T", str(SECS), "-h", host, "-p", str(port),
+            "-U", "postgres", "postgres"]
+    if select_only:
+        args.insert(1, "-S")
+    out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
+    m = re.search(r"tps = ([0-9.]+) \(without initial", out.stdout)
+    if not m:
+        log("pgbench failed:", out.stdout[-500:], out.stderr[-500:])
+        return 0.0
+    return float(m.group(1))
+
+
+def psql(sql):
+    subprocess.run([f"{PGBIN}/psql", "-h", PG_IP, "-U", "postgres", "-qAtc", sql], check=True,
+                   capture_output=True)
+
+
+def main():
+    results = {}
+    try:
+        # ---------- throughput ----------
+        d = f"{tmp}/pg"
+        os.makedirs(d)
+        shutil.chown(d, pg.pw_uid, pg.pw_gid)
+        subprocess.run(["setpriv", f"--reuid={pg.pw_uid}", f"--regid={pg.pw_gid}", "--init-groups",
+                        f"{PGBIN}/initdb", "-D", f"{d}/data", "-A", "trust", "-U", "postgres"],
+                       check=True, capture_output=True)
+        start([f"{PGBIN}/postgres", "-D", f"{d}/data", "-c", f"listen_addresses={PG_IP}", "-c",
+               f"unix_socket_directories={d}", "-c", "max_connections=100"], "postgres", as_postgres=True)
+        if not wait(lambda: subprocess.run([f"{PGBIN}/pg_isready", "-h", PG_IP], capture_output=True).returncode == 0, 30):
+            raise SystemExit("postgres did not start")
+        subprocess.run([f"{PGBIN}/pgbench", "-i", "-s", "10", "-q", "-h", PG_IP, "-U", "postgres", "postgres"],
+                       check=True, capture_output=True)
+        roles["pg-0"] = "primary"
+        start_rest("pg-0", PG_IP)
+        be = [("pg-0", PG_IP, 5432)]
+        router_cfg(f"{tmp}/r-rw.yml", "127.0.30.5:5000", "127.0.30.5:5001", "127.0.30.5:8404", be)
+        router_cfg(f"{tmp}/r-splice.yml", "127.0.30.6:5000", "127.0.30.6:5001", "127.0.30.6:8404", be, splice=True)
+        haproxy_cfg(f"{tmp}/haproxy.cfg", "127.0.30.4:5000", "127.0.30.4:8404", be)
+        r_rw = start([ROUTER, "-c", f"{tmp}/r-rw.yml"], "router-rw")
+        r_sp = start([ROUTER, "-c", f"{tmp}/r-splice.yml"], "router-splice")
+        hap = start(["haproxy", "-f", f"{tmp}/haproxy.cfg"], "haproxy")
+        ok = wait(lambda: router_target("127.0.30.5:8404") == "pg-0" and router_target("127.0.30.6:8404") == "pg-0"
+                  and haproxy_up("127.0.30.4:8404", "pg-0"), 15)
+        if not ok:
+            raise SystemExit("router or haproxy did not see the primary")
+        time.sleep(0.5)
+        results["rss_idle_ours_kb"] = rss_kb(r_rw.pid)
+        results["rss_idle_haproxy_kb"] = rss_tree_kb(hap.pid)
+        targets = {"direct": (PG_IP, 5432), "ours": ("127.0.30.5", 5000), "ours-splice": ("127.0.30.6", 5000),
+                   "haproxy": ("127.0.30.4", 5000)}
+        modes = list(targets)
+        tps = {(m, s): [] for m in modes for s in (True, False)}
+        for rep in range(REPS):
+            order = modes[rep % len(modes):] + modes[:rep % len(modes)]
+            for select_only in (True, False):
+                for m in order:
+                    if not select_only:
+                        psql("vacuum pgbench_branches")
+                        psql("vacuum pgbench_tellers")
+                        psql("truncate pgbench_history")
+                    t = pgbench(*targets[m], select_only)
+                    tps[(m, select_only)].append(t)
+                    log(f"# rep {rep + 1} {'select-only' if select_only else 'tpc-b'} {m:12s} {t:10.1f} tps")
+        for (m, s), v in tps.items():
+            results[f"tps_{'S' if s else 'tpcb'}_{m}"] = statistics.median(v) if v else 0
+
+        # ---------- leader change latency ----------
+        start(["etcd", "--name", "b1", "--data-dir", f"{tmp}/etcd", "--listen-client-urls", f"http://{ETCD}",
+               "--advertise-client-urls", f"http://{ETCD}", "--listen-peer-urls", "http://127.0.30.1:34380",
+               "--initial-advertise-peer-urls", "http://127.0.30.1:34380",
+               "--initial-cluster", "b1=http://127.0.30.1:34380"], "etcd")
+
+        def etcd_put(v):
+            body = {"key": base64.b64encode(b"/service/pg-cluster/leader").decode(),
+                    "value": base64.b64encode(v.encode()).decode()}
+            req = urllib.request.Request(f"http://{ETCD}/v3/kv/put", data=json.dumps(body).encode())
+            urllib.request.urlopen(req, timeout=5).read()
+        if not wait(lambda: etcd_put("n1") is None, 20, 0.2):
+            raise SystemExit("etcd did not start")
+        nodes = [("n1", "127.0.30.21", 5432), ("n2", "127.0.30.22", 5432)]
+        roles.update({"n1": "primary", "n2": "replica"})
+        for n, ip, port in nodes:
+            start_node(n, ip, port)
+            start_rest(n, ip)
+        router_cfg(f"{tmp}/r-dcs.yml", "127.0.30.7:5000", "127.0.30.7:5001", "127.0.30.7:8404", nodes, dcs=ETCD)
+        haproxy_cfg(f"{tmp}/haproxy2.cfg", "127.0.30.8:5000", "127.0.30.8:8404", nodes)
+        r_dcs = start([ROUTER, "-c", f"{tmp}/r-dcs.yml"], "router-dcs")
+        hap2 = start(["haproxy", "-f", f"{tmp}/haproxy2.cfg"], "haproxy2")
+        if not wait(lambda: router_target("127.0.30.7:8404") == "n1" and haproxy_up("127.0.30.8:8404", "n1"), 20):
+            raise SystemExit("leader-change setup not ready")
+        ours_ms, hap_first_ms, hap_all_ms = [], [], []
+        cur = "n1"
+        for trial in range(TRIALS):
+            new = "n2" if cur == "n1" else "n1"
+            seen = {}
+
+            def poll(key, ip, port, deadline):
+                streak_start, run = None, 0
+                while time.monotonic() < deadline:
+                    w = lands(ip, port, 0.5)
+                    now = time.monotonic()
+                    if w == new:
+                        seen.setdefault(key + "_first", now)
+                        if run == 0:
+                            streak_start = now
+                        run += 1
+                        if run >= 20:  # every new connection lands there now
+                            seen[key + "_all"] = streak_start
+                            return
+                    else:
+                        run = 0
+                    time.sleep(0.002)
+
+            t0 = time.monotonic()
+            roles[cur], roles[new] = "replica", "primary"
+            etcd_put(new)
+            deadline = t0 + 30
+            th = [threading.Thread(target=poll, args=("ours", "127.0.30.7", 5000, deadline)),
+                  threading.Thread(target=poll, args=("hap", "127.0.30.8", 5000, deadline))]
+            for t in th:
+                t.start()
+            for t in th:
+                t.join()
+            if "ours_first" in seen:
+                ours_ms.append((seen["ours_first"] - t0) * 1000)
+            if "hap_first" in seen:
+                hap_first_ms.append((seen["hap_first"] - t0) * 1000)
+            if "hap_all" in seen:
+                hap_all_ms.append((seen["hap_all"] - t0) * 1000)
+            log(f"# leader change {cur}->{new}: ours {ours_ms[-1] if ours_ms else -1:.1f} ms, haproxy first "
+                f"{hap_first_ms[-1] if hap_first_ms else -1:.0f} ms, haproxy all "
+                f"{hap_all_ms[-1] if hap_all_ms else -1:.0f} ms")
+            cur = new
+            time.sleep(1)
+        results["leader_change_ours_ms"] = ours_ms
+        results["leader_change_haproxy_first_ms"] = hap_first_ms
+        results["leader_change_haproxy_all_ms"] = hap_all_ms
+
+        # ---------- memory per connection ----------
+        N = 1000
+
+        def per_conn(ip, pid, tree=False):
+            before = rss_tree_kb(pid) if tree else rss_kb(pid)
+            socks = []
+            for _ in range(N):
+                s = socket.create_connection((ip, 5000), timeout=5)
+                s.sendall(b"m")
+                socks.append(s)
+            for s in socks:
+                s.recv(16)
+            time.sleep(0.3)
+            after = rss_tree_kb(pid) if tree else rss_kb(pid)
+            for s in socks:
+                s.close()
+            return before, after
+        b, a = per_conn("127.0.30.7", r_dcs.pid)
+        results["rss_ours_kb"] = (b, a)
+        b2, a2 = per_conn("127.0.30.8", hap2.pid, tree=True)
+        results["rss_haproxy_kb"] = (b2, a2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(results)
+
+
+def report(r):
+    def ratio(a, b):
+        return a / b if b else float("nan")
+    log("\n== appliance-router vs HAProxy 2.6, same host, same run")
+    log(f"pgbench: 8 clients, -j 2, {SECS} s, {REPS} interleaved repetitions, medians (tps)")
+    for kind, goal_direct in (("S", 0.90), ("tpcb", 0.92)):
+        d = r[f"tps_{kind}_direct"]
+        o = r[f"tps_{kind}_ours"]
+        sp = r[f"tps_{kind}_ours-splice"]
+        h = r[f"tps_{kind}_haproxy"]
+        name = "select-only" if kind == "S" else "TPC-B-like "
+        log(f"  {name}: direct {d:9.1f}  ours {o:9.1f} ({ratio(o, d):.3f}x direct)  ours+splice {sp:9.1f} "
+            f"({ratio(sp, d):.3f}x)  haproxy {h:9.1f} ({ratio(h, d):.3f}x)")
+        log(f"     ours/haproxy {ratio(o, h):.3f}x (goal >= 1.25)   ours/direct goal >= {goal_direct}: "
+            f"{'met' if ratio(o, d) >= goal_direct else 'NOT met'}   splice/read-write {ratio(sp, o):.3f}x")
+    lo, hf, ha = r["leader_change_ours_ms"], r["leader_change_haproxy_first_ms"], r["leader_change_haproxy_all_ms"]
+    fmt = lambda v: f"{min(v):.1f} / {statistics.median(v):.1f} / {max(v):.1f} ms (n={len(v)})" if v else "n/a"
+    log("leader key change -> first new connection on the new primary (min / median / max):")
+    log(f"  ours:    {fmt(lo)}   goal <= 100 ms: {'met' if lo and max(lo) <= 100 else 'NOT met'}")
+    log(f"  haproxy: {fmt(hf)}; until every new connection lands there: {fmt(ha)}")
+    b, a = r["rss_ours_kb"]
+    b2, a2 = r["rss_haproxy_kb"]
+    log(f"memory: idle VmRSS ours {r['rss_idle_ours_kb'] / 1000:.2f} MB (goal <= 4 MB: "
+        f"{'met' if r['rss_idle_ours_kb'] <= 4000 else 'NOT met'}), haproxy {r['rss_idle_haproxy_kb'] / 1000:.2f} MB")
+    log(f"  per proxied connection (1000 open, 1 byte each way): ours {(a - b) / 1000 * 1024:.0f} B "
+        f"({b / 1000:.2f} -> {a / 1000:.2f} MB), haproxy {(a2 - b2) / 1000 * 1024:.0f} B ({b2 / 1000:.2f} -> {a2 / 1000:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
