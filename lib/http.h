@@ -111,13 +111,14 @@ int http_server_bound_port(const http_server *srv);
 /* Closes listeners and every connection (on_close callbacks run). Not from a handler. */
 void http_server_free(http_server *srv);
 
-/* Answer with a complete body. extra_headers: NULL or "Name: value\r\n" lines (anything
- * else, or a status outside 200..599, is answered 500 and logged). The request passed to
- * the handler, and its strings, stay valid until the answer is complete (http_respond or
- * http_stream_end); the next pipelined request is only read after that. After the
- * connection is closed (on_close has run, or a stream write returned -1) the conn pointer
- * must not be used again. A client that closes its sending side while its request is
- * unanswered counts as gone. */
+/* Answer with a complete body. extra_headers: NULL or "Name: value\r\n" lines; the
+ * server owns framing, so Content-Length/Transfer-Encoding there (or malformed lines, or a
+ * status outside 200..599) are answered 500 and logged; "Connection: close" there closes
+ * the connection after this answer. The request passed to the handler, and its strings,
+ * stay valid until the answer is complete (http_respond or http_stream_end); the next
+ * pipelined request is only read after that. After the connection is closed (on_close has
+ * run, or a stream write returned -1) the conn pointer must not be used again. A client
+ * that closes its sending side while its request is unanswered counts as gone. */
 void http_respond(http_conn *c, int status, const char *content_type, const void *body, size_t len);
 void http_respond_ex(http_conn *c, int status, const char *extra_headers, const char *content_type,
                      const void *body, size_t len);

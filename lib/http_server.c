@@ -320,9 +320,13 @@ static void conn_rearm(http_conn *c, int restart)
 /* ---- answers ---- */
 
 /* "Name: value\r\n" lines only, no bare CR/LF, no NUL: a handler must not be able to
- * split the response by accident. */
-static int extra_headers_ok(const char *h)
+ * split the response by accident. Framing stays the server's: Content-Length and
+ * Transfer-Encoding are refused; "Connection: close" is honoured (the connection closes
+ * after this answer, e.g. for Patroni's one-request-per-connection behaviour) and any
+ * other Connection value is refused. Returns 0 when invalid; *close_conn set on close. */
+static int extra_headers_ok(const char *h, int *close_conn)
 {
+    *close_conn = 0;
     if (!h)
         return 1;
     const char *p = h;
@@ -336,6 +340,20 @@ static int extra_headers_ok(const char *h)
         }
         if (!colon || colon == s || p[0] != '\r' || p[1] != '\n')
             return 0;
+        size_t nlen = (size_t)(colon - s);
+        const char *v = colon + 1, *ve = p;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        if ((nlen == 14 && strncasecmp(s, "Content-Length", 14) == 0) ||
+            (nlen == 17 && strncasecmp(s, "Transfer-Encoding", 17) == 0))
+            return 0;
+        if (nlen == 10 && strncasecmp(s, "Connection", 10) == 0) {
+            if (ve - v != 5 || strncasecmp(v, "close", 5) != 0)
+                return 0;
+            *close_conn = 1;
+        }
         p += 2;
     }
     return 1;
@@ -348,7 +366,7 @@ static int status_has_body(int status)
 
 /* Status line and headers of an answer to the current request. */
 static int queue_head(http_conn *c, int status, const char *extra, const char *ctype,
-                      const char *framing)
+                      const char *framing, int connection_header)
 {
     if (out_printf(c, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status)) < 0)
         return -1;
@@ -359,7 +377,9 @@ static int queue_head(http_conn *c, int status, const char *extra, const char *c
     if (extra && out_append(c, extra, strlen(extra)) < 0)
         return -1;
     const char *conn = NULL;
-    if (!c->keep_alive)
+    if (!connection_header)
+        conn = NULL;
+    else if (!c->keep_alive)
         conn = "Connection: close\r\n";
     else if (c->req.version_minor == 0)
         conn = "Connection: keep-alive\r\n";
@@ -414,7 +434,8 @@ void http_respond_ex(http_conn *c, int status, const char *extra_headers, const 
         log_warn("http: %s: answer without a pending request (status %d) ignored", c->peer, status);
         return;
     }
-    if (status < 200 || status > 599 || !extra_headers_ok(extra_headers)) {
+    int close_conn = 0;
+    if (status < 200 || status > 599 || !extra_headers_ok(extra_headers, &close_conn)) {
         log_error("http: %s: handler gave invalid status %d or extra headers; answering 500",
                   c->peer, status);
         static const char msg[] = "invalid response from handler\n";
@@ -424,10 +445,15 @@ void http_respond_ex(http_conn *c, int status, const char *extra_headers, const 
         body = msg;
         len = sizeof(msg) - 1;
     }
+    int own_connection_header = 1;
+    if (close_conn) {
+        c->keep_alive = 0; /* the handler's "Connection: close" says it already */
+        own_connection_header = 0;
+    }
     char framing[64] = "";
     if (status_has_body(status))
         snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", len);
-    if (queue_head(c, status, extra_headers, content_type, framing) < 0 ||
+    if (queue_head(c, status, extra_headers, content_type, framing, own_connection_header) < 0 ||
         (!c->head && status_has_body(status) && out_append(c, body, len) < 0)) {
         log_error("http: %s: out of memory queueing an answer", c->peer);
         conn_close(c);
@@ -458,7 +484,7 @@ int http_stream_begin(http_conn *c, int status, const char *content_type)
         c->keep_alive = 0;
         framing = NULL;
     }
-    if (queue_head(c, status, NULL, content_type, framing) < 0) {
+    if (queue_head(c, status, NULL, content_type, framing, 1) < 0) {
         conn_close(c);
         return -1;
     }

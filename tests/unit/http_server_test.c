@@ -69,6 +69,12 @@ static void handler(http_conn *c, const http_request *req, void *arg)
         http_respond(c, 200, "text/plain", "two", 3);
     } else if (strcmp(req->path, "/badheader") == 0) {
         http_respond_ex(c, 200, "X-Bad: a\r\nInjected\r\n", "text/plain", "x", 1);
+    } else if (strcmp(req->path, "/framing") == 0) {
+        http_respond_ex(c, 200, "Content-Length: 5\r\n", "text/plain", "x", 1);
+    } else if (strcmp(req->path, "/keepalive") == 0) {
+        http_respond_ex(c, 200, "Connection: keep-alive\r\n", "text/plain", "x", 1);
+    } else if (strcmp(req->path, "/close") == 0) {
+        http_respond_ex(c, 200, "X-A: 1\r\nconnection:  Close \r\n", "text/plain", "x", 1);
     } else if (strcmp(req->path, "/badstatus") == 0) {
         http_respond(c, 99, "text/plain", "x", 1);
     } else if (strcmp(req->path, "/204") == 0) {
@@ -197,6 +203,16 @@ TEST(handler_mistakes)
     exchange(port, "GET /badheader HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out));
     CHECK(strncmp(out, "HTTP/1.1 500 Internal Server Error\r\n", 36) == 0);
     CHECK(strstr(out, "Injected") == NULL);
+    exchange(port, "GET /framing HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out));
+    CHECK(strncmp(out, "HTTP/1.1 500 ", 13) == 0);
+    exchange(port, "GET /keepalive HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out));
+    CHECK(strncmp(out, "HTTP/1.1 500 ", 13) == 0);
+    /* The handler's Connection: close is kept (once) and the connection really closes:
+     * the pipelined second request gets no answer. */
+    exchange(port, "GET /close HTTP/1.1\r\nHost: x\r\n\r\nGET /204 HTTP/1.1\r\nHost: x\r\n\r\n",
+             out, sizeof(out));
+    CHECK_STR(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n"
+                   "X-A: 1\r\nconnection:  Close \r\n\r\nx");
     exchange(port, "GET /badstatus HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out));
     CHECK(strncmp(out, "HTTP/1.1 500 ", 13) == 0);
     exchange(port, "GET /204 HTTP/1.1\r\nHost: x\r\n\r\n", out, sizeof(out));
