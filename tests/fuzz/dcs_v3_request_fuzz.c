@@ -6,6 +6,7 @@
 
 #include "dcs/v2_codec.h"
 #include "dcs/v3_gateway.h"
+#include "dcs/watch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,7 +48,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     v3_render_result(&req, &res, &h, &w, &status);
                     free(buf);
                 }
-            } else if (st && req.endpoint != V3_WATCH) {
+            } else if (st && req.endpoint == V3_WATCH) {
+                /* a watch message against a store with some history */
+                watch_hub *hub = watch_hub_new(st->kv, NULL);
+                watch_stream *ws = hub ? watch_stream_new(hub, NULL, NULL) : NULL;
+                if (ws) {
+                    mvcc_op op = {.type = MVCC_OP_PUT};
+                    op.u.put.key = (const uint8_t *)"a";
+                    op.u.put.key_len = 1;
+                    mvcc_op_resp pr;
+                    mvcc_write(st->kv, &op, &a, &pr);
+                    watch_stream_request(ws, &req, 0);
+                    mvcc_write(st->kv, &op, &a, &pr);
+                    v3_watch_resp wr;
+                    int64_t hrev;
+                    for (int i = 0;
+                         i < 1000 && (watch_stream_next(ws, &wr, &hrev) || watch_stream_busy(ws));
+                         i++)
+                        ;
+                }
+                watch_hub_free(hub);
+            } else if (st) {
                 v3_execute_read(st, &req, &h, 0, &a, &w, &status);
             }
             dcs_store_free(st);

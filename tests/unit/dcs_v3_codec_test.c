@@ -1,0 +1,190 @@
+/* etcd v3 JSON codec: request spellings (proto and lowerCamelCase names, int64 as number
+ * or string, enums by name or number, null, empty body), strict errors naming the field,
+ * limits (txn ops, nesting), and exact response rendering (omitted zero values, Go string
+ * escaping, keepalive framing). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "dcs/v3_request.h"
+#include "dcs/v3_response.h"
+
+static mvcc_arena A;
+static v3_request Q;
+static v3_error E;
+
+static int parse(int ep, const char *body)
+{
+    return v3_parse_request(ep, body, strlen(body), &A, &Q, &E);
+}
+
+TEST(request_spellings)
+{
+    CHECK_EQ_INT(parse(V3_KV_RANGE, "{\"key\":\"YQ==\",\"rangeEnd\":\"Yg==\",\"limit\":\"5\","
+                                    "\"sortOrder\":2,\"sortTarget\":\"MOD\",\"countOnly\":true,"
+                                    "\"maxModRevision\":7,\"revision\":null}"),
+                 0);
+    const mvcc_range_req *r = &Q.op.u.range;
+    CHECK(r->key_len == 1 && r->key[0] == 'a' && r->range_end[0] == 'b');
+    CHECK_EQ_INT(r->limit, 5);
+    CHECK_EQ_INT(r->sort_order, MVCC_SORT_DESCEND);
+    CHECK_EQ_INT(r->sort_target, MVCC_TARGET_MOD);
+    CHECK(r->count_only);
+    CHECK_EQ_INT(r->max_mod_revision, 7);
+    CHECK_EQ_INT(parse(V3_LEASE_GRANT, "{\"TTL\":30}"), 0);
+    CHECK_EQ_INT(Q.ttl, 30);
+    CHECK_EQ_INT(parse(V3_LEASE_KEEPALIVE, "{\"ID\":\"7587862072907329069\"}"), 0);
+    CHECK_EQ_INT(Q.id, 7587862072907329069LL);
+    CHECK_EQ_INT(parse(V3_LEASE_LEASES, ""), 0); /* empty body = empty request */
+    CHECK_EQ_INT(parse(V3_KV_TXN, "{\"compare\":[{\"key\":\"YQ==\",\"target\":\"CREATE\","
+                                  "\"create_revision\":\"0\"}],\"success\":[{\"requestPut\":"
+                                  "{\"key\":\"YQ==\",\"value\":\"cGcx\",\"lease\":\"9\"}}]}"),
+                 0);
+    CHECK_EQ_INT(Q.op.u.txn.compare[0].target, MVCC_TARGET_CREATE);
+    CHECK_EQ_INT(Q.op.u.txn.success[0].u.put.lease, 9);
+    /* the compare's number comes from the field matching its target only */
+    CHECK_EQ_INT(parse(V3_KV_TXN, "{\"compare\":[{\"key\":\"YQ==\",\"target\":\"MOD\","
+                                  "\"version\":\"5\"}]}"),
+                 0);
+    CHECK_EQ_INT(Q.op.u.txn.compare[0].number, 0);
+    CHECK_EQ_INT(parse(V3_WATCH, "{\"create_request\":{\"key\":\"YQ==\",\"start_revision\":\"3\","
+                                 "\"filters\":[\"NODELETE\",0],\"prev_kv\":true}}"),
+                 0);
+    CHECK_EQ_INT(Q.watch_kind, V3_WATCH_CREATE);
+    CHECK(Q.watch.filter_noput && Q.watch.filter_nodelete && Q.watch.prev_kv);
+    CHECK_EQ_INT(Q.watch.start_revision, 3);
+    CHECK_EQ_INT(v3_endpoint_of("/v3/kv/range"), V3_KV_RANGE);
+    CHECK_EQ_INT(v3_endpoint_of("/v3beta/lease/keepalive"), V3_LEASE_KEEPALIVE);
+    CHECK_EQ_INT(v3_endpoint_of("/v3/kv/lease/timetolive"), V3_LEASE_TIMETOLIVE);
+    CHECK_EQ_INT(v3_endpoint_of("/v3/kv/rangex"), 0);
+}
+
+TEST(request_errors_name_the_field)
+{
+    struct {
+        const char *body;
+        const char *msg;
+        int ep;
+        int code;
+    } c[] = {
+        {"{\"key\":\"Y\"}", "illegal base64 data at input byte 0 (field \"key\")", V3_KV_RANGE, 3},
+        {"{\"key\":\"YQ==\",\"range_end\":true}",
+         "json: cannot unmarshal bool into Go value of type []uint8 (field \"range_end\")",
+         V3_KV_RANGE, 3},
+        {"{\"key\":\"YQ==\",\"limit\":\"12x\"}",
+         "invalid character 'x' after top-level value (field \"limit\")", V3_KV_RANGE, 3},
+        {"{\"key\":\"YQ==\",\"limit\":1.5}",
+         "json: cannot unmarshal number 1.5 into Go value of type int64 (field \"limit\")",
+         V3_KV_RANGE, 3},
+        {"{\"key\":\"YQ==\",\"sort_target\":9}",
+         "unknown value 9 for enum etcdserverpb.RangeRequest_SortTarget (field \"sort_target\")",
+         V3_KV_RANGE, 3},
+        {"{\"key\":\"YQ==\",\"prevKv\":1}",
+         "json: cannot unmarshal number into Go value of type bool (field \"prevKv\")", V3_KV_PUT,
+         3},
+        {"{\"value\":\"YQ==\"}", "etcdserver: key is not provided", V3_KV_PUT, 3},
+        {"{\"key\":\"YQ==\",\"lease\":\"1\",\"ignore_lease\":true}",
+         "etcdserver: lease is provided", V3_KV_PUT, 3},
+        {"[1]", "json: cannot unmarshal array into Go value of type etcdserverpb.RangeRequest",
+         V3_KV_RANGE, 3},
+        {"{\"success\":[{}]}", "etcdserver: request op has no request set (field \"request\")",
+         V3_KV_TXN, 3},
+        {"{}", "etcdserver: watch request has no request set (field \"request_union\")", V3_WATCH,
+         3},
+        {"{\"create_request\":{\"filters\":[\"NOPE\"]}}",
+         "unknown value \"NOPE\" for enum "
+         "etcdserverpb.WatchCreateRequest_FilterType (field \"filters\")",
+         V3_WATCH, 3},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        CHECK_EQ_INT(parse(c[i].ep, c[i].body), -1);
+        CHECK_EQ_INT(E.grpc_code, c[i].code);
+        CHECK_STR(E.message, c[i].msg);
+    }
+    CHECK_EQ_INT(parse(V3_KV_RANGE, "{\"key\":"), -1);
+    CHECK(strncmp(E.message, "json: ", 6) == 0);
+}
+
+TEST(limits)
+{
+    /* 129 ops: over etcd's --max-txn-ops default */
+    size_t cap = 129 * 40 + 64;
+    char *b = malloc(cap);
+    size_t n = (size_t)snprintf(b, cap, "{\"success\":[");
+    for (int i = 0; i < 129; i++)
+        n += (size_t)snprintf(b + n, cap - n, "%s{\"request_range\":{\"key\":\"YQ==\"}}",
+                              i ? "," : "");
+    snprintf(b + n, cap - n, "]}");
+    CHECK_EQ_INT(parse(V3_KV_TXN, b), -1);
+    CHECK_STR(E.message, "etcdserver: too many operations in txn request");
+    free(b);
+    /* nesting deeper than 16 */
+    char deep[2048] = "";
+    for (int i = 0; i < 20; i++)
+        strcat(deep, "{\"success\":[{\"request_txn\":");
+    strcat(deep, "{}");
+    for (int i = 0; i < 20; i++)
+        strcat(deep, "}]}");
+    CHECK_EQ_INT(parse(V3_KV_TXN, deep), -1);
+}
+
+static char *take(jw *w)
+{
+    return jw_take(w, NULL);
+}
+
+TEST(rendering_is_exact)
+{
+    jw w;
+    jw_init(&w, 1 << 20);
+    mvcc_kv kvs[2] = {{(const uint8_t *)"a", 1, NULL, 0, 2, 3, 1, 0},
+                      {(const uint8_t *)"<b>", 3, (const uint8_t *)"v", 1, 4, 4, 1, 77}};
+    mvcc_op_resp r = {.type = MVCC_OP_RANGE, .revision = 9};
+    r.u.range.kvs = kvs;
+    r.u.range.nkvs = 2;
+    r.u.range.count = 2;
+    v3_header h = {10, 11, 12, 9};
+    v3_render_op_resp(&w, &h, &r);
+    char *s = take(&w);
+    CHECK_STR(s, "{\"header\":{\"cluster_id\":\"10\",\"member_id\":\"11\",\"revision\":\"9\","
+                 "\"raft_term\":\"12\"},\"kvs\":[{\"key\":\"YQ==\",\"create_revision\":\"2\","
+                 "\"mod_revision\":\"3\",\"version\":\"1\"},{\"key\":\"PGI+\","
+                 "\"create_revision\":\"4\",\"mod_revision\":\"4\",\"version\":\"1\","
+                 "\"value\":\"dg==\",\"lease\":\"77\"}],\"count\":\"2\"}");
+    free(s);
+    jw_init(&w, 1 << 20);
+    v3_render_lease_keepalive(&w, &h, 5, 0);
+    s = take(&w);
+    CHECK_STR(s, "{\"result\":{\"header\":{\"cluster_id\":\"10\",\"member_id\":\"11\","
+                 "\"revision\":\"9\",\"raft_term\":\"12\"},\"ID\":\"5\"}}\n");
+    free(s);
+    jw_init(&w, 1 << 20);
+    v3_error e = {5, "etcdserver: requested lease not found"};
+    v3_render_error(&w, &e);
+    CHECK_EQ_INT(v3_error_http_status(&e), 404);
+    s = take(&w);
+    CHECK_STR(s, "{\"error\":\"etcdserver: requested lease not found\",\"message\":"
+                 "\"etcdserver: requested lease not found\",\"code\":5}");
+    free(s);
+    /* Go escaping: HTML characters, control characters, invalid UTF-8, U+2028 */
+    jw_init(&w, 1 << 20);
+    jw_str(&w, "<&>\"\\\n\x01\xff\xe2\x80\xa8\xc3\xa9", 13);
+    s = take(&w);
+    CHECK_STR(s, "\"\\u003c\\u0026\\u003e\\\"\\\\\\n\\u0001\\ufffd\\u2028\xc3\xa9\"");
+    free(s);
+    /* the bound is enforced */
+    jw_init(&w, 8);
+    jw_cstr(&w, "this is longer than eight bytes");
+    CHECK(jw_take(&w, NULL) == NULL);
+}
+
+int main(void)
+{
+    mvcc_arena_init(&A, 0);
+    RUN(request_spellings);
+    RUN(request_errors_name_the_field);
+    RUN(limits);
+    RUN(rendering_is_exact);
+    mvcc_arena_free(&A);
+    return check_done();
+}
