@@ -136,7 +136,7 @@ if not wait(etcd_ready, 20, 0.1):
     sys.exit(1)
 
 # ---- router ----
-def write_config(path, backends=("pg-0", "pg-1", "pg-2"), hold_ms=1500):
+def write_config(path, backends=("pg-0", "pg-1", "pg-2"), hold_ms=1500, extra=None):
     lines = [
         "scope: pg-cluster",
         "listen:",
@@ -151,6 +151,8 @@ def write_config(path, backends=("pg-0", "pg-1", "pg-2"), hold_ms=1500):
     ]
     for b in backends:
         lines.append(f"  - {{name: {b}, host: {NODES[b]}, port: {PG_PORT}, check_port: {REST_PORT}}}")
+    if extra:
+        lines[lines.index("dcs:") + 1] += "\n  " + extra.split("{", 1)[1].rstrip("}").strip()
     open(path, "w").write("\n".join(lines) + "\n")
 
 cfg = f"{tmp}/router.yml"
@@ -345,7 +347,23 @@ try:
     time.sleep(0.3)
     ok(router.poll() is None and stats_json() is not None, "a bad config on reload is rejected; the router keeps running")
 
+    # --- DCS lost: the last view is kept for dcs.grace_ms, then the checks alone decide ---
+    write_config(cfg, backends=("pg-0", "pg-2"), hold_ms=1000, extra="dcs: {grace_ms: 1500}")
+    router.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    etcd.kill()
+    etcd.wait()
+    ok(wait(lambda: (stats_json() or {}).get("dcs", {}).get("state") == "unknown", 8), "etcd gone: DCS view unknown")
+    ok((stats_json() or {}).get("write_target") == "pg-2", "the last write target stays while the DCS is away")
+    codes["pg-2"] = {"primary": 503, "replica": 200}
+    codes["pg-0"] = {"primary": 200, "replica": 503}
+    ok(wait(lambda: (stats_json() or {}).get("write_target") == "pg-0", 5), "without the DCS, /primary checks alone move writes")
+    who, s = land(P5000)
+    ok(who == "pg-0", f"writes land on pg-0 ({who})")
+    if s: s.close()
+
     # --- bad config at start ---
+    open(cfg, "w").write("checks: {interval_ms: soon}\n")
     r = subprocess.run([ROUTER, "-c", cfg], capture_output=True, text=True, timeout=10)
     ok(r.returncode == 2 and "checks.interval_ms: 'soon' is not a non-negative integer (line 1)" in r.stderr,
        "a bad config at start exits 2 naming key, value and line", r.stderr)
