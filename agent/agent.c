@@ -1506,8 +1506,18 @@ static void on_keepalive(const etcd_result *r, void *arg)
     if (r->ttl <= 0) {
         log_warn("lease %" PRIx64 " expired; granting a new one", (uint64_t)a->lease_id);
         a->lease_id = 0;
-        if (a->am_leader)
+        /* A primary that ran on failsafe while etcd was unreachable finds its lease (and
+         * so its leader key) expired when etcd comes back. Every member accepted its
+         * failsafe POST less than ttl ago, so none of them may race yet: keep postgres
+         * running, grant a new lease and take the key back in this cycle (the race sees
+         * "postgres already runs as primary here"). If someone else holds the key after
+         * all, the next decision demotes. Without a live failsafe confirmation: fence. */
+        uint64_t fs_deadline =
+            a->failsafe_confirmed_sent_ms + (uint64_t)a->dyn.ttl * 1000 - fence_margin_ms(a);
+        if (a->am_leader && !(a->failsafe_active && now_ms(a) < fs_deadline))
             fence_now(a, "leader lease expired");
+        else if (a->am_leader)
+            log_warn("lease expired while on failsafe: taking the leader key back");
         k->sent = now_ms(a);
         etcd_lease_grant(a->etcd, a->dyn.ttl, dcs_timeout(a), on_grant, k);
         return;

@@ -2,7 +2,7 @@
 #
 # Each test gets: a real 3-member etcd 3.4 cluster (Debian /usr/bin/etcd) on
 # 127.0.40.1..3:2379/2380, up to three agent nodes pg-0..pg-2 on 127.0.40.10..12
-# (postgres :5432, REST :8008), a private temp dir, TAP helpers, wait-for-condition
+# (postgres :5432, REST :8008) -- or the same inside network namespaces (NET=ns below) -- a private temp dir, TAP helpers, wait-for-condition
 # helpers with deadlines, and an EXIT trap that kills everything it started (also when
 # the test fails half-way). Tests run one at a time (tests/run.sh), so the fixed
 # addresses do not collide between these tests; the 127.0.40.0/24 range is ours.
@@ -19,7 +19,15 @@ export PGCONNECT_TIMEOUT=2
 T=$(mktemp -d /tmp/agent-it.XXXXXX)
 chmod 755 "$T"
 SCOPE=it-$(basename "$0" .t)
-ETCD_EPS=http://127.0.40.1:2379,http://127.0.40.2:2379,http://127.0.40.3:2379
+# NET=lo (default): everything on our loopback addresses. NET=ns (set before sourcing):
+# every node in its own network namespace agit-nN, etcd and the test's own clients in
+# agit-hub, joined by a bridge (10.240.40.0/24 exists only inside these namespaces), so a
+# node can be cut off with iptables inside its namespace (loopback rules cannot isolate by
+# source: every local client socket gets 127.0.0.1).
+NET=${NET:-lo}
+if [ "$NET" = ns ]; then NET_PREFIX=10.240.40; NSX=(ip netns exec agit-hub); else NET_PREFIX=127.0.40; NSX=(); fi
+etcd_ip() { echo "$NET_PREFIX.$1"; }
+ETCD_EPS=http://$(etcd_ip 1):2379,http://$(etcd_ip 2):2379,http://$(etcd_ip 3):2379
 
 # ---------------- TAP ----------------
 _tap_n=0
@@ -97,23 +105,66 @@ require_env() {
 
 # ---------------- etcd ----------------
 etcd_start() {
-  local n cluster="" state=new
-  for n in 1 2 3; do cluster+="${cluster:+,}e$n=http://127.0.40.$n:2380"; done
-  for n in 1 2 3; do
-    mkdir -p "$T/etcd-$n"
-    bg "etcd-$n" /usr/bin/etcd --name "e$n" --data-dir "$T/etcd-$n" \
-      --listen-client-urls "http://127.0.40.$n:2379" --advertise-client-urls "http://127.0.40.$n:2379" \
-      --listen-peer-urls "http://127.0.40.$n:2380" --initial-advertise-peer-urls "http://127.0.40.$n:2380" \
-      --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token "$SCOPE"
-  done
+  local n
+  [ "$NET" = ns ] && ns_setup
+  for n in 1 2 3; do etcd_member_start "$n"; done
   wait_until 30 etcdctl_ endpoint health || bail "3-member etcd cluster is healthy"
 }
-etcdctl_() { ETCDCTL_API=3 etcdctl --endpoints="$ETCD_EPS" --dial-timeout=1s --command-timeout=2s "$@"; }
+# etcd_member_start N: starts member eN (again: its data dir makes it rejoin)
+etcd_member_start() {
+  local n=$1 ip cluster="" m
+  ip=$(etcd_ip "$n")
+  for m in 1 2 3; do cluster+="${cluster:+,}e$m=http://$(etcd_ip $m):2380"; done
+  mkdir -p "$T/etcd-$n"
+  local ns=(); [ "$NET" = ns ] && ns=(ip netns exec agit-dcs)
+  bg "etcd-$n" "${ns[@]}" /usr/bin/etcd --name "e$n" --data-dir "$T/etcd-$n" \
+    --listen-client-urls "http://$ip:2379" --advertise-client-urls "http://$ip:2379" \
+    --listen-peer-urls "http://$ip:2380" --initial-advertise-peer-urls "http://$ip:2380" \
+    --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "$SCOPE"
+}
+etcdctl_() { ETCDCTL_API=3 "${NSX[@]}" etcdctl --endpoints="$ETCD_EPS" --dial-timeout=1s --command-timeout=2s "$@"; }
 dcs_get() { etcdctl_ get "/service/$SCOPE/$1" --print-value-only; }
 dcs_leader() { dcs_get leader; }
 
 # ---------------- nodes ----------------
-node_ip() { echo "127.0.40.$((10 + $1))"; }
+node_ip() { echo "$NET_PREFIX.$((10 + $1))"; }
+node_ns() { [ "$NET" = ns ] && echo "agit-n$1"; }
+
+# ns_setup: the namespaces of NET=ns (hub with bridge + etcd addresses, one per node)
+ns_setup() {
+  local n
+  ip netns add agit-hub || bail "create network namespace agit-hub"
+  ip -n agit-hub link set lo up
+  ip -n agit-hub link add br0 type bridge
+  ip -n agit-hub link set br0 up
+  # the test's own clients (probe, psql, curl) live in the hub with an address of their own
+  ip -n agit-hub addr add "$NET_PREFIX.254/24" dev br0
+  # etcd in a namespace of its own, so "drop packets from etcd" does not hit the clients
+  ip netns add agit-dcs
+  ip -n agit-dcs link set lo up
+  ip link add agit-vd type veth peer name eth0 netns agit-dcs
+  ip link set agit-vd netns agit-hub
+  ip -n agit-hub link set agit-vd master br0 up
+  for n in 1 2 3; do ip -n agit-dcs addr add "$(etcd_ip "$n")/24" dev eth0; done
+  ip -n agit-dcs link set eth0 up
+  for n in 0 1 2; do
+    ip netns add "agit-n$n"
+    ip -n "agit-n$n" link set lo up
+    ip link add "agit-v$n" type veth peer name eth0 netns "agit-n$n"
+    ip link set "agit-v$n" netns agit-hub
+    ip -n agit-hub link set "agit-v$n" master br0 up
+    ip -n "agit-n$n" addr add "$(node_ip "$n")/24" dev eth0
+    ip -n "agit-n$n" link set eth0 up
+  done
+}
+# partition_dcs N on|off: packets between node N and every etcd member vanish, both ways
+# (rules inside the etcd namespace; one-way drops would let requests through and only
+# lose the answers, which is a different failure)
+partition_dcs() {
+  local act=-I; [ "$2" = off ] && act=-D
+  ip netns exec agit-dcs iptables $act INPUT -s "$(node_ip "$1")" -j DROP
+  ip netns exec agit-dcs iptables $act OUTPUT -d "$(node_ip "$1")" -j DROP
+}
 
 # node_conf N [extra YAML appended at top level]: writes $T/pg-N.yml
 node_conf() {
@@ -128,7 +179,7 @@ restapi:
   listen: $ip:8008
   connect_address: $ip:8008
 etcd3:
-  hosts: 127.0.40.1:2379,127.0.40.2:2379,127.0.40.3:2379
+  hosts: $(etcd_ip 1):2379,$(etcd_ip 2):2379,$(etcd_ip 3):2379
 bootstrap:
   dcs:
     ttl: 4
@@ -154,6 +205,8 @@ postgresql:
   pg_hba:
     - host replication replicator 127.0.0.0/8 scram-sha-256
     - host all all 127.0.0.0/8 scram-sha-256
+    - host replication replicator $NET_PREFIX.0/24 scram-sha-256
+    - host all all $NET_PREFIX.0/24 scram-sha-256
   authentication:
     superuser:
       username: postgres
@@ -174,7 +227,8 @@ EOF
 node_start() {
   local n=$1
   [ -f "$T/pg-$n.yml" ] || node_conf "$n"
-  bg "pg-$n" env LOG_LEVEL=${AGENT_LOG_LEVEL:-info} "$AGENT_BIN" "$T/pg-$n.yml"
+  local ns=(); [ "$NET" = ns ] && ns=(ip netns exec "agit-n$n")
+  bg "pg-$n" "${ns[@]}" env LOG_LEVEL=${AGENT_LOG_LEVEL:-info} "$AGENT_BIN" "$T/pg-$n.yml"
 }
 node_agent_pid() { cat "$T/pg-$1.pid"; }
 node_pm_pid() { [ -f "$T/pg-$1/data/postmaster.pid" ] && head -1 "$T/pg-$1/data/postmaster.pid"; }
@@ -192,14 +246,14 @@ node_gone() { ! kill -0 "$(node_agent_pid "$1")" 2>/dev/null; }
 
 # psql_n N SQL: one query as the superuser over TCP; prints unaligned tuples.
 psql_n() {
-  PGPASSWORD=$SUPERPASS "$PGBIN/psql" -X -q -At -h "$(node_ip "$1")" -p 5432 -U postgres -d postgres \
+  PGPASSWORD=$SUPERPASS "${NSX[@]}" "$PGBIN/psql" -X -q -At -h "$(node_ip "$1")" -p 5432 -U postgres -d postgres \
     -v ON_ERROR_STOP=1 -c "$2" 2>/dev/null
 }
 # rest_code N PATH [METHOD]: HTTP status of the node's REST API.
 rest_code() {
-  curl -s -o /dev/null -m 3 -w '%{http_code}' -X "${3:-GET}" "http://$(node_ip "$1"):8008$2"
+  "${NSX[@]}" curl -s -o /dev/null -m 3 -w '%{http_code}' -X "${3:-GET}" "http://$(node_ip "$1"):8008$2"
 }
-rest_get() { curl -s -m 3 "http://$(node_ip "$1"):8008$2"; }
+rest_get() { "${NSX[@]}" curl -s -m 3 "http://$(node_ip "$1"):8008$2"; }
 
 is_primary() { [ "$(psql_n "$1" 'SELECT pg_is_in_recovery()')" = f ]; }
 is_replica() { [ "$(psql_n "$1" 'SELECT pg_is_in_recovery()')" = t ]; }
@@ -229,7 +283,7 @@ cluster_up() {
 probe_start() { # starts writers against every node; waits for the first acknowledged write
   psql_n "$(node_of "$LEADER")" "CREATE TABLE IF NOT EXISTS probe(id bigserial primary key, host text, t bigint)" >/dev/null
   rm -f "$T/probe.stop"
-  bg probe /usr/bin/python3 "$REPO/tests/integration/agent/probe.py" run "$T/probe.out" "$T/probe.stop" \
+  bg probe "${NSX[@]}" /usr/bin/python3 "$REPO/tests/integration/agent/probe.py" run "$T/probe.out" "$T/probe.stop" \
     "$SUPERPASS" "$(node_ip 0)" "$(node_ip 1)" "$(node_ip 2)"
   wait_until 20 grep -q ' ok$' "$T/probe.out" || bail "write probe gets its first write acknowledged"
 }
@@ -246,3 +300,6 @@ probe_stop() { # probe_stop [T0_MS]: stops the probe, sets PROBE_* from its repo
 }
 # probe_acked_by HOST: the probe has an acknowledged write on HOST
 probe_acked_by() { grep -q " $1 ok\$" "$T/probe.out"; }
+etcd_kill_all() { local n; for n in 1 2 3; do kill -KILL -- "-$(cat "$T/etcd-$n.pid")" 2>/dev/null; done; }
+# probe_acks_since HOST MS: number of writes HOST acknowledged that started after MS
+probe_acks_since() { awk -v h="$1" -v t="$2" '$3==h && $4=="ok" && $1>=t' "$T/probe.out" | wc -l; }
