@@ -41,9 +41,17 @@
  * margin. The server must persist the snapshot file durably BEFORE recording it in the WAL
  * (wal_mark_snapshot, reset=0) and only then release old WAL segments.
  *
- * Restart: load the newest valid snapshot file and replay the WAL (wal_open), then pass
- * both to raft_new() via raft_storage. Entries between the snapshot and the recovered commit
- * index are returned again as committed entries to apply.
+ * Restart: load the newest valid snapshot file (snap_load_latest), replay the WAL
+ * (wal_open), reconcile the two (wal_adopt_snapshot: a crash may have come between saving a
+ * snapshot and recording it in the WAL), then pass both to raft_new() via raft_storage.
+ * Load the snapshot into the store; entries between the snapshot and the recovered commit
+ * index are returned again as committed entries to apply. tests/sim/sim.c (node_start,
+ * node_drain) is a complete, tested example of the whole cycle.
+ *
+ * Memory: the core allocates (log entries, messages) but every structure is bounded by the
+ * config (uncommitted bytes, in-flight messages, message size, pending reads, outbox); the
+ * log itself is bounded by the server compacting it after snapshots. Allocation failure
+ * returns RAFT_ENOMEM or drops a message (which Raft tolerates); it never corrupts state.
  *
  * Linearizable reads (ReadIndex, Raft thesis §6.4): the leader records its commit index,
  * confirms it is still leader by a heartbeat round acknowledged by a majority, and returns

@@ -120,6 +120,13 @@ typedef struct sim {
 } sim;
 
 static raft_entry dec_ents[RAFT_MSG_MAX_ENTRIES];
+static const char *prog = "build/sim/raft-sim";
+
+/* Totals over a --seeds run, for the report line. */
+static struct {
+    uint64_t events, msgs, dropped, dup, crashes, torn, parts, oneway, transfers, confs, installs,
+        reads, applied, max_leader_ticks, max_converge_ticks;
+} agg;
 
 /* ---------------------------------------------------------------- utilities */
 
@@ -436,6 +443,8 @@ static void node_crash(sim *s, node *n, const char *why)
 {
     trace(s, "node %d CRASH (%s)", n->id, why);
     s->st_crash++;
+    if (sim_disk_failed(n->disk))
+        s->st_torn_crash++; /* power went out inside a disk operation */
     raft_free(n->r);
     n->r = NULL;
     wal_close(n->w);
@@ -794,10 +803,8 @@ static void fault(sim *s)
             node_crash(s, n, "power off");
     } else if (k < 24) { /* power loss in the middle of a coming disk operation */
         node *n = random_up(s);
-        if (n) {
-            s->st_torn_crash++;
+        if (n)
             sim_disk_fail_after(n->disk, (uint32_t)below(s, 12));
-        }
     } else if (k < 30) { /* leadership transfer (graceful stop) */
         node *l = find_leader(s);
         if (l) {
@@ -1032,6 +1039,23 @@ static int run_seed(uint64_t seed, int verbose, bool summary)
         fail(s, "liveness: no converged cluster %d ticks after the faults stopped (leader %s)",
              (int)((s->deadline - s->fault_end) / TICK), find_leader(s) ? "yes" : "none");
     int rc = s->fail[0] ? 1 : 0;
+    agg.events += s->st_events;
+    agg.msgs += s->st_msgs;
+    agg.dropped += s->st_dropped;
+    agg.dup += s->st_dup;
+    agg.crashes += s->st_crash;
+    agg.torn += s->st_torn_crash;
+    agg.parts += s->st_part;
+    agg.oneway += s->st_oneway;
+    agg.transfers += s->st_transfer;
+    agg.confs += s->st_conf;
+    agg.installs += s->st_installs;
+    agg.reads += s->st_reads_ok;
+    agg.applied += s->max_applied;
+    if (s->first_leader_after_heal / TICK > agg.max_leader_ticks)
+        agg.max_leader_ticks = s->first_leader_after_heal / TICK;
+    if (done && (s->now - s->fault_end) / TICK > agg.max_converge_ticks)
+        agg.max_converge_ticks = (s->now - s->fault_end) / TICK;
     if (rc || summary) {
         node *l = find_leader(s);
         printf("%sseed %" PRIu64 ": %s%s\n", rc ? "FAIL " : "", seed, rc ? s->fail : "ok", "");
@@ -1045,7 +1069,7 @@ static int run_seed(uint64_t seed, int verbose, bool summary)
                s->st_transfer, s->st_conf, s->st_compact, s->st_installs, s->st_reads_ok,
                l ? raft_term(l->r) : 0);
         if (rc)
-            printf("#   reproduce: build/sim/raft-sim --seed %" PRIu64 " -v\n", seed);
+            printf("#   reproduce: %s --seed %" PRIu64 " -v\n", prog, seed);
     }
     teardown(s);
     return rc;
@@ -1132,6 +1156,7 @@ static int bench(uint64_t entries)
 
 int main(int argc, char **argv)
 {
+    prog = argv[0];
     if (argc >= 3 && strcmp(argv[1], "--seed") == 0) {
         int v = argc >= 4 && strcmp(argv[3], "-v") == 0;
         return run_seed(strtoull(argv[2], NULL, 10), v, true);
@@ -1143,7 +1168,16 @@ int main(int argc, char **argv)
                 printf("FAILED after %" PRIu64 " seeds\n", i);
                 return 1;
             }
-        printf("all %" PRIu64 " seeds from %" PRIu64 " passed\n", count, first);
+        printf("all %" PRIu64 " seeds from %" PRIu64 " passed: %" PRIu64 " events, %" PRIu64
+               " messages (%" PRIu64 " dropped, %" PRIu64 " duplicated), %" PRIu64
+               " entries applied, %" PRIu64 " crashes + %" PRIu64
+               " power losses inside disk operations, %" PRIu64 " partitions + %" PRIu64
+               " one-way, %" PRIu64 " transfers, %" PRIu64 " membership changes, %" PRIu64
+               " snapshots installed, %" PRIu64 " reads confirmed; after the faults: leader "
+               "within %" PRIu64 " ticks, converged within %" PRIu64 " ticks (worst seed)\n",
+               count, first, agg.events, agg.msgs, agg.dropped, agg.dup, agg.applied, agg.crashes,
+               agg.torn, agg.parts, agg.oneway, agg.transfers, agg.confs, agg.installs, agg.reads,
+               agg.max_leader_ticks, agg.max_converge_ticks);
         return 0;
     }
     if (argc >= 3 && strcmp(argv[1], "--bench") == 0)
