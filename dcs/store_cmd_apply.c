@@ -15,6 +15,9 @@ dcs_store *dcs_store_new(const mvcc_limits *lim)
         dcs_store_free(st);
         return NULL;
     }
+    mvcc_limits dl;
+    mvcc_limits_default(&dl);
+    v2_store_set_quota(st->v2, (lim ? lim : &dl)->quota_bytes);
     return st;
 }
 

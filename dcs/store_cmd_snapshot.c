@@ -163,6 +163,9 @@ dcs_store *store_snapshot_load(const uint8_t *buf, size_t len, const mvcc_limits
     st->v2 = v2_store_load(&r);
     if (!st->v2 || r.err || cr_left(&r) != 0)
         goto fail;
+    mvcc_limits dl;
+    mvcc_limits_default(&dl);
+    v2_store_set_quota(st->v2, (lim ? lim : &dl)->quota_bytes);
     return st;
 fail:
     dcs_store_free(st);

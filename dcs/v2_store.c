@@ -47,6 +47,7 @@ typedef struct v2_event {
 struct v2_store {
     v2_node *root;
     uint64_t index;
+    size_t bytes, quota; /* accounted node bytes; mutations past quota fail (300) */
     mvcc_tree expiry;
     v2_event hist[V2_HISTORY];
     size_t hist_start, hist_n;
@@ -118,6 +119,12 @@ static int expiry_set(v2_store *s, v2_node *n, int64_t when)
     return 0;
 }
 
+/* Bytes a node costs against the quota (same on every member). */
+static size_t node_cost(const v2_node *n)
+{
+    return strlen(n->key) + n->value_len + 128;
+}
+
 static void node_free(v2_store *s, v2_node *n)
 {
     v2_node *c;
@@ -126,6 +133,7 @@ static void node_free(v2_store *s, v2_node *n)
         node_free(s, c);
     }
     expiry_unset(s, n);
+    s->bytes -= s->bytes >= node_cost(n) ? node_cost(n) : s->bytes;
     free(n->value);
     free(n->key);
     free(n);
@@ -195,6 +203,16 @@ void v2_store_free(v2_store *s)
 uint64_t v2_store_index(const v2_store *s)
 {
     return s->index;
+}
+
+void v2_store_set_quota(v2_store *s, size_t bytes)
+{
+    s->quota = bytes;
+}
+
+size_t v2_store_bytes(const v2_store *s)
+{
+    return s->bytes;
 }
 
 void v2_store_set_hook(v2_store *s, v2_event_hook hook, void *arg)
@@ -304,6 +322,9 @@ static int fail(v2_store *s, v2_result *res, int code, const char *cause)
     case V2_ERR_TEST_FAILED:
     case V2_ERR_NODE_EXIST:
         res->http_status = 412;
+        break;
+    case V2_ERR_RAFT_INTERNAL:
+        res->http_status = 500;
         break;
     case V2_ERR_NOT_FILE:
     case V2_ERR_DIR_NOT_EMPTY:
@@ -477,6 +498,8 @@ static v2_node *make_parents(v2_store *s, const char *path, uint64_t index, v2_r
         v2_node *c = mvcc_tree_find(&n->children, (const uint8_t *)p, len);
         if (!c) {
             c = node_new(path, (size_t)(e - path), true, index, n);
+            if (c)
+                s->bytes += node_cost(c);
             if (!c || mvcc_tree_insert(&n->children, (const uint8_t *)c->name, c->name_len, c)) {
                 if (c)
                     node_free(s, c);
@@ -508,6 +531,9 @@ static int do_create(v2_store *s, const v2_request *q, const char *path, bool un
     }
     if (strcmp(path, "/") == 0)
         return fail(s, res, V2_ERR_ROOT_RONLY, "/");
+    /* bounded memory: worst case every path component becomes a new directory */
+    if (s->quota && s->bytes + 2 * strlen(path) + q->value_len + 1024 > s->quota)
+        return fail(s, res, V2_ERR_RAFT_INTERNAL, "v2 store quota exceeded");
     v2_node *existing = lookup(s, path);
     v2_node_out *prev = NULL;
     if (existing) {
@@ -530,6 +556,7 @@ static int do_create(v2_store *s, const v2_request *q, const char *path, bool un
     v2_node *n = node_new(path, strlen(path), q->dir, next, parent);
     if (!n)
         return -1;
+    s->bytes += node_cost(n) + (q->dir ? 0 : q->value_len);
     if (!q->dir && q->value_len) {
         n->value = malloc(q->value_len);
         if (!n->value) {
@@ -585,6 +612,9 @@ static int do_update(v2_store *s, const v2_request *q, const char *path, bool ca
     } else if (n->dir && q->value_len) {
         return fail(s, res, V2_ERR_NOT_FILE, path);
     }
+    if (s->quota && q->value_len > n->value_len &&
+        s->bytes + (q->value_len - n->value_len) > s->quota)
+        return fail(s, res, V2_ERR_RAFT_INTERNAL, "v2 store quota exceeded");
     v2_node_out *prev = out_copy(a, n, q->time_ms);
     if (!prev)
         return -1;
@@ -598,6 +628,7 @@ static int do_update(v2_store *s, const v2_request *q, const char *path, bool ca
             memcpy(v, q->value, q->value_len);
         }
         free(n->value);
+        s->bytes = s->bytes - n->value_len + q->value_len;
         n->value = v;
         n->value_len = q->value_len;
     }
@@ -850,6 +881,7 @@ static v2_node *load_node(v2_store *s, cmd_reader *r, v2_node *parent, int depth
     if (!n)
         return NULL;
     n->modified = modified;
+    s->bytes += node_cost(n) + vn;
     /* a child's key must be its parent's key plus one component */
     if (parent) {
         size_t pl = strlen(parent->key);

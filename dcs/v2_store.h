@@ -36,6 +36,7 @@ enum v2_error {
     V2_ERR_INDEX_NAN = 203,
     V2_ERR_INVALID_FIELD = 209,
     V2_ERR_INVALID_FORM = 210,
+    V2_ERR_RAFT_INTERNAL = 300, /* also: our v2 store quota is exhausted */
     V2_ERR_EVENT_INDEX_CLEARED = 401,
 };
 
@@ -86,6 +87,10 @@ typedef struct v2_store v2_store;
 v2_store *v2_store_new(void);
 void v2_store_free(v2_store *s);
 uint64_t v2_store_index(const v2_store *s);
+/* Bounded memory: node bytes (keys, values, overhead) the v2 store may hold; a write
+ * that would pass it fails with 300 (HTTP 500; Patroni retries). 0 = unlimited. */
+void v2_store_set_quota(v2_store *s, size_t bytes);
+size_t v2_store_bytes(const v2_store *s);
 
 /* Mutations (PUT/POST/DELETE/EXPIRE), applied from commands. */
 int v2_store_apply(v2_store *s, const v2_request *req, mvcc_arena *a, v2_result *res);

@@ -203,6 +203,27 @@ TEST(form_errors)
     v2_store_free(s);
 }
 
+TEST(quota_bounds_memory)
+{
+    v2_store *s = v2_store_new();
+    v2_store_set_quota(s, (size_t)64 * 1024);
+    char path[64];
+    int i, err = 0;
+    for (i = 0; i < 10000 && !err; i++) {
+        snprintf(path, sizeof(path), "/v2/keys/q/k%d", i);
+        err = op(s, "PUT", path, "value=0123456789012345678901234567890123456789", 0).err;
+    }
+    CHECK_EQ_INT(err, 300);
+    CHECK(i > 100);
+    CHECK(v2_store_bytes(s) <= (size_t)64 * 1024);
+    v2_result r = op(s, "PUT", "/v2/keys/q/k1", "value=x", 0);
+    CHECK_EQ_INT(r.http_status, 500);
+    CHECK_EQ_INT(op(s, "DELETE", "/v2/keys/q?recursive=true", "", 0).err, 0);
+    CHECK(v2_store_bytes(s) < 1024);
+    CHECK_EQ_INT(op(s, "PUT", "/v2/keys/q/k1", "value=x", 0).err, 0);
+    v2_store_free(s);
+}
+
 int main(void)
 {
     mvcc_arena_init(&A, 0);
@@ -210,6 +231,7 @@ int main(void)
     RUN(refresh_hidden_inorder_dirs);
     RUN(history_window);
     RUN(form_errors);
+    RUN(quota_bounds_memory);
     mvcc_arena_free(&A);
     return check_done();
 }
