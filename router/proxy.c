@@ -24,12 +24,15 @@
 
 #include "log.h"
 #include "router/backend.h"
+#include "router/pg_refuse.h"
 #include "router/select.h"
 
 /* S_NEW: accepted (or taken off the hold queue), on no list yet.
  * S_WAIT: accepted, waiting for the client's first byte before choosing a backend
- * (limits.connect_on_first_byte; on the listener's waiting list). */
-enum { S_NEW, S_WAIT, S_HELD, S_CONNECTING, S_OPEN };
+ * (limits.connect_on_first_byte; on the listener's waiting list).
+ * S_REFUSING: refused, but the client opened with an SSL/GSS request: it got 'N' and the
+ * FATAL message follows its startup packet (also on the waiting list). */
+enum { S_NEW, S_WAIT, S_HELD, S_CONNECTING, S_OPEN, S_REFUSING };
 
 struct half {
     pool_buf *b;
@@ -155,12 +158,20 @@ static void session_close(session *s, enum close_reason why)
     if (s->state == S_HELD) {
         list_remove(&pl->held, s, &pl->held_tail);
         pl->fe.qcur--;
-    } else if (s->state == S_WAIT) {
+    } else if (s->state == S_WAIT || s->state == S_REFUSING) {
         list_remove(&pl->waiting, s, NULL);
     }
     detach_backend(s);
-    if (why == CLOSE_REFUSED)
+    if (why == CLOSE_REFUSED) {
         pl->fe.denied++;
+        /* Never opened, so nothing was sent to the client yet: tell it why. */
+        if (s->cfd >= 0)
+            pg_refuse(s->cfd, "57P03",
+                      s->lsn == LSN_PRIMARY
+                          ? "appliance-router: no primary available (switchover or failover in "
+                            "progress?)"
+                          : "appliance-router: no replica available");
+    }
     if (s->sfd >= 0) {
         evloop_del_fd(r->loop, s->sfd);
         close(s->sfd);
@@ -362,14 +373,52 @@ static void session_dispatch(session *s);
 
 static void on_server_event(evloop *loop, int fd, uint32_t ev, void *arg);
 
+static void on_timer(evloop *loop, void *arg);
+
+/* Turns a client away with a PostgreSQL FATAL message. A client that opened with an
+ * SSLRequest/GSSENCRequest would not show an error sent in answer to it (libpq since
+ * 15.9/CVE-2024-10977 distrusts pre-TLS errors): it gets 'N' first, and the message once
+ * its plain startup packet arrives (or the session ends after one second). */
+static void refuse(session *s)
+{
+    router *r = s->r;
+    unsigned char req[8];
+    if (s->state != S_REFUSING && s->cfd >= 0 &&
+        recv(s->cfd, req, sizeof(req), MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof(req) &&
+        req[0] == 0 && req[1] == 0 && req[2] == 0 && req[3] == 8 && req[4] == 0x04 &&
+        req[5] == 0xd2 && req[6] == 0x16 && (req[7] == 0x2f || req[7] == 0x30)) {
+        if (s->timer)
+            evloop_timer_cancel(r->loop, s->timer);
+        s->timer = NULL;
+        if (s->state == S_HELD) {
+            list_remove(&r->lsn[s->lsn].held, s, &r->lsn[s->lsn].held_tail);
+            r->lsn[s->lsn].fe.qcur--;
+        }
+        detach_backend(s);
+        if (recv(s->cfd, req, sizeof(req), MSG_DONTWAIT) == (ssize_t)sizeof(req) &&
+            send(s->cfd, "N", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
+            s->state = S_REFUSING;
+            list_push(&r->lsn[s->lsn].waiting, s);
+            s->timer = evloop_timer_start(r->loop, 1000, on_timer, s);
+            if (s->timer)
+                return;
+        }
+    }
+    session_close(s, CLOSE_REFUSED);
+}
+
 static void on_timer(evloop *loop, void *arg)
 {
     session *s = arg;
     s->timer = NULL;
+    if (s->state == S_REFUSING) {
+        session_close(s, CLOSE_REFUSED);
+        return;
+    }
     if (s->state == S_HELD) {
         log_debug("router: %s: no target within %u ms, refusing a held client",
                   s->lsn == LSN_PRIMARY ? "primary" : "replicas", s->r->cfg.hold_ms);
-        session_close(s, CLOSE_REFUSED);
+        refuse(s);
         return;
     }
     if (s->state == S_CONNECTING) {
@@ -385,7 +434,7 @@ static void hold_or_refuse(session *s)
     uint64_t now = evloop_now_ms(r->loop);
     uint64_t deadline = s->accepted_ms + r->cfg.hold_ms;
     if (r->cfg.hold_ms == 0 || now >= deadline || pl->held.count >= r->cfg.hold_max) {
-        session_close(s, CLOSE_REFUSED);
+        refuse(s);
         return;
     }
     s->state = S_HELD;
@@ -396,7 +445,7 @@ static void hold_or_refuse(session *s)
         pl->fe.qmax = pl->fe.qcur;
     s->timer = evloop_timer_start(r->loop, deadline - now, on_timer, s);
     if (!s->timer)
-        session_close(s, CLOSE_REFUSED);
+        refuse(s);
 }
 
 static void connect_failed(session *s, int err)
@@ -533,6 +582,11 @@ static void on_client_event(evloop *loop, int fd, uint32_t ev, void *arg)
         session_pump(s);
         return;
     }
+    if (s->state == S_REFUSING) {
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            session_close(s, CLOSE_REFUSED); /* reads the startup packet, sends the FATAL */
+        return;
+    }
     if (s->state == S_WAIT && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
         char probe;
         ssize_t n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -606,6 +660,7 @@ static void on_accept(evloop *loop, int fd, uint32_t ev, void *arg)
         uint64_t now = evloop_now_ms(loop);
         if (r->sessions_total_cur >= r->cfg.max_connections) {
             pl->fe.denied++;
+            pg_refuse(cfd, "53300", "appliance-router: too many connections");
             close(cfd);
             continue;
         }

@@ -178,7 +178,7 @@ def land(port, payload=b"hi", timeout=3.0):
         d = s.recv(100)
     except OSError:
         d = b""
-    if not d:
+    if not d or d.startswith(b"E\x00"):  # nothing, or a PostgreSQL ErrorResponse (refused)
         s.close()
         return None, None
     return d.split(b":")[0].decode(), s
@@ -251,6 +251,17 @@ try:
     who, s = land(P5000, timeout=5)
     dt = time.monotonic() - t
     ok(who is None and 1.2 < dt < 3.0, f"no primary: refused after the hold window ({dt:.2f} s)")
+    # libpq (psycopg2) gets a FATAL ErrorResponse it can show, with and without SSL negotiation
+    import psycopg2
+    for mode in ("disable", "prefer"):
+        t = time.monotonic()
+        try:
+            psycopg2.connect(host=ROUTER_IP, port=P5000, user="x", dbname="x", sslmode=mode, connect_timeout=5).close()
+            msg = "connected?"
+        except psycopg2.OperationalError as e:
+            msg = str(e)
+        dt = time.monotonic() - t
+        ok("no primary available" in msg and dt < 3.0, f"libpq (sslmode={mode}) reports the refusal: {msg.strip()!r}")
     set_leader("pg-2")
     ok(wait(lambda: (stats_json() or {}).get("write_target") == "pg-2", 3), "leader back: pg-2 is the write target")
 
