@@ -67,7 +67,7 @@ while IFS= read -r t; do
 done < <(find tests -name '*.t' -type f -perm -u+x | sort)
 
 for t in build/fuzz/*_fuzz; do
-  [ -x "$t" ] || continue
+  [ -f "$t" ] && [ -x "$t" ] || continue  # not the corpus-NAME_fuzz dirs fuzz/run.sh makes
   name="fuzz/$(basename "$t")"; wanted "$name" || continue
   run_one "$name" 300 tests/fuzz/run.sh --tap "$t"
 done
