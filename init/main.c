@@ -20,6 +20,7 @@
 #include "supervisor/supervisor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -146,6 +147,11 @@ static int main_spec(struct svc_spec *sp, const struct init_settings *s, char **
 
 int main(int argc, char **argv)
 {
+    /* Started with closed stdio, our own pipes would land on 0-2 and the log stream would
+     * go into one of them: park /dev/null there first. */
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+            return EXIT_USAGE;
     char err[1024];
     char **cmd = NULL;
     const char *services = NULL;

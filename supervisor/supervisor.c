@@ -285,12 +285,18 @@ child_run(struct svc *s, int out_w, int err_w, int notify_w, int report_w, int s
     signal(SIGPIPE, SIG_DFL);
     /* Own process group: a terminal's ^C reaches init, which forwards it once. */
     setpgid(0, 0);
-    /* Move the internal fds out of the way of the notification fd number. */
+    /* Move every fd we hand over out of the way first (>= 64, close-on-exec): a pipe may
+     * sit at 0-2 when init was started with closed stdio, or at the very number of the
+     * notification fd, and dup2(fd, fd) would keep its close-on-exec flag. */
     report_w = fcntl(report_w, F_DUPFD_CLOEXEC, 64);
-    if (sock >= 0)
-        sock = fcntl(sock, F_DUPFD_CLOEXEC, 64);
     if (report_w < 0)
         _exit(126);
+    if (sock >= 0 && (sock = fcntl(sock, F_DUPFD_CLOEXEC, 64)) < 0)
+        child_fail(report_w, 0, errno);
+    if ((out_w = fcntl(out_w, F_DUPFD_CLOEXEC, 64)) < 0 ||
+        (err_w = fcntl(err_w, F_DUPFD_CLOEXEC, 64)) < 0 ||
+        (notify_w >= 0 && (notify_w = fcntl(notify_w, F_DUPFD_CLOEXEC, 64)) < 0))
+        child_fail(report_w, 0, errno);
     if (dup2(out_w, STDOUT_FILENO) < 0 || dup2(err_w, STDERR_FILENO) < 0)
         child_fail(report_w, 0, errno);
     if (notify_w >= 0 && dup2(notify_w, sp->notify_fd) < 0)
