@@ -46,6 +46,7 @@
 #define IN_KEEP_MAX      65536 /* input buffer kept between requests; larger ones freed */
 #define OUT_KEEP_MAX     65536 /* output buffer kept between answers; larger ones freed */
 #define READ_PER_WAKEUP  ((size_t)256 * 1024)
+#define REQS_PER_WAKEUP  64 /* pipelined requests handled before others get a turn */
 #define CHUNK_HEAD_BYTES 24 /* "%zx\r\n" + "\r\n" */
 
 enum timer_kind { TK_NONE, TK_HEADER, TK_IDLE, TK_WRITE };
@@ -57,7 +58,7 @@ struct http_conn {
     char peer[64];
 
     char *in;
-    size_t in_len, in_cap;
+    size_t in_off, in_len, in_cap; /* unparsed input is in[in_off..in_len) */
     char *out;
     size_t out_off, out_len, out_cap;
 
@@ -98,6 +99,10 @@ struct http_server {
 };
 
 static void conn_process(http_conn *c);
+static size_t in_pending(const http_conn *c)
+{
+    return c->in_len - c->in_off;
+}
 static void conn_rearm(http_conn *c, int restart);
 static void conn_resume(evloop *loop, void *arg);
 
@@ -205,7 +210,7 @@ static void conn_update_events(http_conn *c)
         return;
     /* Once the peer's EOF is seen, RDHUP would stay raised (level-triggered): drop it. */
     uint32_t ev = c->peer_eof ? 0 : EPOLLRDHUP;
-    if (!c->busy && !c->close_after && !c->peer_eof && c->in_len < c->srv->in_max)
+    if (!c->busy && !c->close_after && !c->peer_eof && in_pending(c) < c->srv->in_max)
         ev |= EPOLLIN;
     if (c->out_len > c->out_off)
         ev |= EPOLLOUT;
@@ -260,7 +265,7 @@ static void conn_timer_fired(evloop *loop, void *arg)
     enum timer_kind k = c->timer_kind;
     c->timer_kind = TK_NONE;
     c->depth++;
-    if (k == TK_HEADER && c->in_len > 0 && !c->close_after) {
+    if (k == TK_HEADER && in_pending(c) > 0 && !c->close_after) {
         /* Part of a request arrived, too slowly: say so, then close. */
         static const char body[] = "Request Timeout\n";
         log_debug("http: %s: request not complete within %u ms", c->peer,
@@ -297,7 +302,7 @@ static void conn_rearm(http_conn *c, int restart)
         ms = lim->idle_timeout_ms;
     } else if (c->busy) {
         want = TK_NONE;
-    } else if (c->in_len > 0 || !c->served) {
+    } else if (in_pending(c) > 0 || !c->served) {
         want = TK_HEADER;
         ms = lim->header_timeout_ms;
     } else {
@@ -394,9 +399,11 @@ static void response_done(http_conn *c)
     c->busy = 0;
     c->streaming = 0;
     if (c->req_consumed) {
-        memmove(c->in, c->in + c->req_consumed, c->in_len - c->req_consumed);
-        c->in_len -= c->req_consumed;
+        /* No memmove per request (quadratic for a deep pipeline): conn_read compacts. */
+        c->in_off += c->req_consumed;
         c->req_consumed = 0;
+        if (c->in_off == c->in_len)
+            c->in_off = c->in_len = 0;
     }
     if (c->in_len == 0 && c->in_cap > IN_KEEP_MAX) {
         /* A large upload is done: do not keep its buffer for the connection's lifetime. */
@@ -409,7 +416,7 @@ static void response_done(http_conn *c)
         c->close_after = 1;
     if (conn_flush(c) < 0)
         return;
-    if (c->depth == 0 && c->in_len > 0 && !c->resume && !c->close_after) {
+    if (c->depth == 0 && in_pending(c) > 0 && !c->resume && !c->close_after) {
         /* Deferred answer: continue with the pipelined request from the loop. */
         c->resume = evloop_timer_start(c->srv->loop, 0, conn_resume, c);
     }
@@ -550,7 +557,7 @@ static void answer_error(http_conn *c, int status, const char *reason)
     log_debug("http: %s: answering %d: %s", c->peer, status, reason ? reason : "");
     c->close_after = 1;
     c->busy = 0;
-    c->in_len = 0; /* nothing after a framing error can be trusted */
+    c->in_off = c->in_len = 0; /* nothing after a framing error can be trusted */
     if (out_printf(c,
                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
                    "Connection: close\r\n\r\n",
@@ -566,13 +573,14 @@ static void answer_error(http_conn *c, int status, const char *reason)
  * parser said MORE, so the complete header section found here is already valid. */
 static void maybe_send_continue(http_conn *c)
 {
+    const char *in = c->in + c->in_off;
     size_t lim =
-        c->in_len < c->srv->lim.max_header_bytes ? c->in_len : c->srv->lim.max_header_bytes;
-    const char *end = memmem(c->in, lim, "\r\n\r\n", 4);
+        in_pending(c) < c->srv->lim.max_header_bytes ? in_pending(c) : c->srv->lim.max_header_bytes;
+    const char *end = memmem(in, lim, "\r\n\r\n", 4);
     if (!end)
         return;
-    const char *line = memchr(c->in, '\n', (size_t)(end - c->in));
-    if (!line || (size_t)(line - c->in) < 10 || memcmp(line - 10, " HTTP/1.1\r", 10) != 0)
+    const char *line = memchr(in, '\n', (size_t)(end - in));
+    if (!line || (size_t)(line - in) < 10 || memcmp(line - 10, " HTTP/1.1\r", 10) != 0)
         return;
     while (line && line < end) {
         line++;
@@ -600,12 +608,20 @@ static void maybe_send_continue(http_conn *c)
 static void conn_process(http_conn *c)
 {
     http_server *srv = c->srv;
-    while (!c->dead && !c->busy && !c->close_after && c->in_len > 0) {
+    int handled = 0;
+    while (!c->dead && !c->busy && !c->close_after && in_pending(c) > 0) {
+        if (handled++ == REQS_PER_WAKEUP) {
+            /* A deep pipeline: let other connections have the loop, continue next turn. */
+            if (!c->resume)
+                c->resume = evloop_timer_start(srv->loop, 0, conn_resume, c);
+            if (c->resume)
+                break;
+        }
         size_t consumed = 0;
         int status = 0;
         const char *reason = NULL;
-        enum http_parse_result r = http_parse_request_ex(c->in, c->in_len, &srv->lim, &c->req,
-                                                         &consumed, &status, &reason);
+        enum http_parse_result r = http_parse_request_ex(
+            c->in + c->in_off, in_pending(c), &srv->lim, &c->req, &consumed, &status, &reason);
         if (r == HTTP_PARSE_ERROR) {
             answer_error(c, status, reason);
             break;
@@ -651,6 +667,11 @@ static void conn_process(http_conn *c)
 static void conn_read(http_conn *c)
 {
     size_t budget = READ_PER_WAKEUP;
+    if (c->in_off > 0) { /* compact what the answered requests left (only read when idle) */
+        memmove(c->in, c->in + c->in_off, in_pending(c));
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
     while (budget > 0 && !c->peer_eof && c->in_len < c->srv->in_max) {
         if (c->in_len == c->in_cap) {
             size_t n = c->in_cap ? c->in_cap * 2 : IN_INITIAL;
@@ -698,9 +719,9 @@ static void conn_io(evloop *loop, int fd, uint32_t events, void *arg)
         if ((events & EPOLLOUT) && c->out_len > c->out_off)
             conn_flush(c);
         if (!c->dead && (events & EPOLLIN) && !c->busy && !c->close_after) {
-            int had_data = c->in_len > 0;
+            int had_data = in_pending(c) > 0;
             conn_read(c);
-            if (!c->dead && !had_data && c->in_len > 0 && c->timer_kind == TK_IDLE)
+            if (!c->dead && !had_data && in_pending(c) > 0 && c->timer_kind == TK_IDLE)
                 c->timer_kind = TK_NONE; /* a new request starts: header timer from now */
         }
         if (!c->dead && (events & (EPOLLRDHUP | EPOLLHUP)) && !(events & EPOLLIN))

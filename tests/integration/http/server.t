@@ -244,6 +244,23 @@ ok(got == [b"hello world\n", b"deferred 150\n", b"", b"ping", b"hello world\n"] 
    "pipelined requests (one deferred, a HEAD) answered in order, then closed", (resps, rest, tail))
 s.close()
 
+# A deep pipeline: 3000 requests in one burst, answered in order (the server takes a
+# bounded number per loop turn, so it also keeps serving others meanwhile).
+N = 3000
+s = raw(srv, b"".join(b"GET /echo?a=%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(N)))
+t0 = time.monotonic()
+cc = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
+cc.request("GET", "/hello")
+other = cc.getresponse().read()
+other_took = time.monotonic() - t0
+cc.close()
+resps, rest = read_responses(s, N, deadline_s=30)
+order = [h.split("X-Query-A: ")[1].split("\r\n")[0] if "X-Query-A: " in h else "?" for h, b in resps]
+ok(len(resps) == N and order == [str(i) for i in range(N)] and other == b"hello world\n",
+   f"deep pipeline: {len(resps)} of {N} answered in order in {time.monotonic() - t0:.2f}s; "
+   f"another client served after {other_took:.3f}s", (len(resps), order[:5], rest[:100]))
+s.close()
+
 s = raw(srv, b"GET /hello HTTP/1.0\r\n\r\n")
 out, closed = read_until_close(s)
 ok(out.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in out and closed,
