@@ -13,8 +13,8 @@
 #define STEPS 3000
 
 typedef struct ref_kv {
-    int present;
     int64_t create, mod, version, lease;
+    int present;
     int value;
 } ref_kv;
 
