@@ -971,7 +971,7 @@ static void handle_append_resp(raft *r, progress *p, const raft_msg *m)
         /* the follower lacks a match at m->index: retry further back, skipping a whole
          * conflicting term at once when the follower told us its term there */
         uint64_t prev = m->index ? m->index - 1 : 0;
-        if (m->reject_hint < m->index) {
+        if (m->reject_hint <= m->index) {
             uint64_t h = m->reject_hint;
             if (m->hint_term > 0)
                 h = find_conflict_by_term(r, h, m->hint_term);

@@ -62,7 +62,9 @@
  * election timeout. CLOCK ASSUMPTION: correct only if no member's tick runs more than
  * (election_ticks / (election_ticks - heartbeat)) times faster than the leader's, because
  * followers refuse votes for election_ticks after hearing from the leader (leader
- * stickiness) and the leader's lease is counted in its own ticks. Off by default.
+ * stickiness) and the leader's lease is counted in its own ticks, from the moment it SENT
+ * the heartbeat a majority acknowledged. A leadership transfer voids the lease for the rest
+ * of the term (the transferee's campaign overrides stickiness). Off by default.
  *
  * Membership: the configuration in force on a member is the latest configuration entry in
  * its log, committed or not (Raft thesis §4.1). The leader accepts one change at a time
@@ -280,7 +282,9 @@ size_t raft_msg_encode(const raft_msg *m, uint8_t *buf, size_t cap);
 /* From a header: total frame length, or 0 with err set if the header is invalid. */
 size_t raft_msg_frame_len(const uint8_t *hdr, size_t len, char *err, size_t errlen);
 /* Decodes one whole frame. Entry and snapshot data point into buf (zero copy); entries go
- * into ents[0..max_ents). Returns 0, or -1 with err naming the bad field. */
+ * into ents[0..max_ents) (give RAFT_MSG_MAX_ENTRIES: a leader may send that many). Returns
+ * 0, or -1 with err naming the bad field. A snapshot travels in one message, so the store's
+ * serialised size is bounded by RAFT_MSG_MAX_BODY (no chunking yet). */
 int raft_msg_decode(const uint8_t *buf, size_t len, raft_msg *m, raft_entry *ents, size_t max_ents,
                     char *err, size_t errlen);
 
