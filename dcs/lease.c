@@ -56,10 +56,12 @@ void lessor_free(lessor *l)
     if (!l)
         return;
     lease_record r;
-    int64_t after = INT64_MIN;
+    const int64_t *after = NULL; /* NULL: from the first */
+    int64_t after_id;
     uint8_t k[8];
     while (lessor_next(l, after, &r) == 0) {
-        after = r.id;
+        after_id = r.id;
+        after = &after_id;
         id_key(r.id, k);
         lease *ls = mvcc_tree_remove(&l->byid, k, 8);
         if (ls) {
@@ -267,14 +269,14 @@ int lessor_timetolive(lessor *l, int64_t id, int64_t now_ms, bool with_keys, mvc
     return MVCC_OK;
 }
 
-int lessor_next(const lessor *l, int64_t after, lease_record *rec)
+int lessor_next(const lessor *l, const int64_t *after, lease_record *rec)
 {
     lease *ls;
-    if (after == INT64_MIN) {
+    if (!after) {
         ls = mvcc_tree_seek(&l->byid, (const uint8_t *)"", 0, 0, NULL, NULL);
     } else {
         uint8_t k[8];
-        id_key(after, k);
+        id_key(*after, k);
         ls = mvcc_tree_seek(&l->byid, k, 8, 1, NULL, NULL);
     }
     if (!ls)
@@ -292,10 +294,12 @@ int lessor_list(lessor *l, mvcc_arena *a, int64_t **ids, size_t *n)
     if (!*ids)
         return MVCC_ERR_NOMEM;
     lease_record r;
-    int64_t after = INT64_MIN;
+    const int64_t *after = NULL; /* NULL: from the first */
+    int64_t after_id;
     while (lessor_next(l, after, &r) == 0) {
         (*ids)[(*n)++] = r.id;
-        after = r.id;
+        after_id = r.id;
+        after = &after_id;
     }
     return MVCC_OK;
 }
@@ -308,9 +312,11 @@ size_t lessor_expired(lessor *l, int64_t now_ms, int64_t *ids, size_t max)
      * leader calls this a few times per second. */
     size_t n = 0;
     lease_record r;
-    int64_t after = INT64_MIN;
+    const int64_t *after = NULL; /* NULL: from the first */
+    int64_t after_id;
     while (n < max && lessor_next(l, after, &r) == 0) {
-        after = r.id;
+        after_id = r.id;
+        after = &after_id;
         lease *ls = find(l, r.id);
         if (ls && ls->deadline_ms <= now_ms)
             ids[n++] = r.id;
@@ -322,9 +328,11 @@ void lessor_promote(lessor *l, int64_t now_ms, int64_t extend_ms)
 {
     l->primary = true;
     lease_record r;
-    int64_t after = INT64_MIN;
+    const int64_t *after = NULL; /* NULL: from the first */
+    int64_t after_id;
     while (lessor_next(l, after, &r) == 0) {
-        after = r.id;
+        after_id = r.id;
+        after = &after_id;
         lease *ls = find(l, r.id);
         int64_t left = ls->remaining ? ls->remaining : ls->ttl;
         ls->deadline_ms = now_ms + left * 1000 + extend_ms;

@@ -66,8 +66,9 @@ size_t lessor_count(const lessor *l);
 typedef struct lease_record {
     int64_t id, ttl, remaining;
 } lease_record;
-/* Fills rec for the first lease with ID > after (after = INT64_MIN for the first); 0 or -1. */
-int lessor_next(const lessor *l, int64_t after, lease_record *rec);
+/* Fills rec for the first lease with ID > *after (after NULL: the first lease); 0, or -1
+ * when there is none. Any int64 is a valid lease ID, hence the pointer. */
+int lessor_next(const lessor *l, const int64_t *after, lease_record *rec);
 int lessor_restore(lessor *l, const lease_record *rec);
 uint64_t lessor_id_seq(const lessor *l);
 void lessor_set_id_seq(lessor *l, uint64_t seq);

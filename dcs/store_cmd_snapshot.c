@@ -26,9 +26,11 @@ int store_snapshot_save(dcs_store *st, uint8_t **out, size_t *len)
     cw_uvar(&w, lessor_id_seq(s->lessor));
     cw_uvar(&w, lessor_count(s->lessor));
     lease_record lr;
-    int64_t after = INT64_MIN;
+    const int64_t *after = NULL; /* NULL: from the first */
+    int64_t after_id;
     while (lessor_next(s->lessor, after, &lr) == 0) {
-        after = lr.id;
+        after_id = lr.id;
+        after = &after_id;
         cw_svar(&w, lr.id);
         cw_svar(&w, lr.ttl);
         cw_svar(&w, lr.remaining);

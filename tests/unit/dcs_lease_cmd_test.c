@@ -311,6 +311,32 @@ TEST(command_decoder_is_strict)
     dcs_store_free(st);
 }
 
+TEST(extreme_lease_ids)
+{
+    dcs_store *st = dcs_store_new(NULL);
+    store_result r;
+    int64_t want[] = {INT64_MIN, -1, 0x7fffffffffffffffLL};
+    for (int i = 0; i < 3; i++) {
+        store_cmd c = lease_cmd(STORE_CMD_LEASE_GRANT, want[i], 10);
+        CHECK_EQ_INT(apply(st, &c, 0, &r), 0);
+    }
+    int64_t *ids;
+    size_t n;
+    CHECK_EQ_INT(lessor_list(mvcc_lessor(st->kv), &A, &ids, &n), 0);
+    CHECK_EQ_INT(n, 3);
+    for (int i = 0; i < 3; i++)
+        CHECK(ids[i] == want[i]); /* ascending, the minimum included */
+    uint8_t *buf;
+    size_t len;
+    CHECK_EQ_INT(store_snapshot_save(st, &buf, &len), 0);
+    dcs_store *back = store_snapshot_load(buf, len, NULL);
+    CHECK(back != NULL);
+    CHECK_EQ_INT(lessor_count(mvcc_lessor(back->kv)), 3);
+    free(buf);
+    dcs_store_free(back);
+    dcs_store_free(st); /* LeakSanitizer checks that every lease was freed */
+}
+
 int main(void)
 {
     mvcc_arena_init(&A, 0);
@@ -319,6 +345,7 @@ int main(void)
     RUN(auto_ids_are_deterministic);
     RUN(apply_is_deterministic_and_snapshot_round_trips);
     RUN(command_decoder_is_strict);
+    RUN(extreme_lease_ids);
     mvcc_arena_free(&A);
     return check_done();
 }
