@@ -134,9 +134,15 @@ static int main_spec(struct svc_spec *sp, const struct init_settings *s, char **
                             s->role->program, strerror(errno)),
                    -1;
         snprintf(path, sizeof(path), "%s/%s", strcmp(dir, "/") ? dir : "", s->role->program);
-        sp->argv[0] = strdup(path);
+        size_t n = 0;
+        sp->argv[n++] = strdup(path);
         for (size_t i = 0; s->role->args[i]; i++)
-            sp->argv[i + 1] = strdup(s->role->args[i]);
+            sp->argv[n++] = strdup(s->role->args[i]);
+        for (size_t i = 0; s->role_args[i] && n < SPEC_MAX_ARGS; i++)
+            sp->argv[n++] = strdup(s->role_args[i]);
+        for (size_t i = 0; i < n; i++)
+            if (!sp->argv[i])
+                return snprintf(err, errlen, "out of memory"), -1;
     }
     sp->restart = s->restart;
     sp->stop_signal = s->stop_signal;
@@ -290,5 +296,6 @@ int main(int argc, char **argv)
     close(sfd);
     for (int k = 0; k < nspecs; k++)
         spec_free(&specs[k]);
+    settings_free(&s);
     return status;
 }

@@ -25,6 +25,14 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
+void settings_free(struct init_settings *s)
+{
+    for (size_t i = 0; s->role_args[i]; i++) {
+        free(s->role_args[i]);
+        s->role_args[i] = NULL;
+    }
+}
+
 const char *seccomp_mode_name(enum seccomp_mode m)
 {
     return m == SECCOMP_KILL ? "kill" : m == SECCOMP_LOG ? "log" : "errno";
@@ -152,6 +160,25 @@ int settings_from_env(struct init_settings *s, int have_cmd, char *err, size_t e
                             "DATA_DIR='%s': expected an absolute path without '..' components", v);
             s->data_dir = v;
         }
+    }
+    if ((v = env("ROLE_ARGS"))) {
+        if (!s->role || have_cmd)
+            return fail(err, errlen,
+                        "ROLE_ARGS='%s': only used when ROLE runs its own program "
+                        "(no command given)",
+                        v);
+        /* The services-file word splitter, so quoting rules are the same everywhere. */
+        char line[SPEC_LINE_MAX], e[256];
+        if (strlen(v) > SPEC_LINE_MAX - 16)
+            return fail(err, errlen, "ROLE_ARGS: longer than %d bytes", SPEC_LINE_MAX - 16);
+        snprintf(line, sizeof(line), "role -- %s", v);
+        struct svc_spec tmp;
+        spec_init(&tmp);
+        if (spec_parse_line(line, &tmp, e, sizeof(e)) != 1) {
+            spec_free(&tmp);
+            return fail(err, errlen, "ROLE_ARGS='%s': %s", v, e);
+        }
+        memcpy(s->role_args, tmp.argv, sizeof(s->role_args));
     }
     return 0;
 }

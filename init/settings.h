@@ -16,7 +16,10 @@
  *                    for deriving allowlists)
  *   LOG_FORMAT       text|json
  *   APPLIANCE_USER   user to drop to (role default "postgres")
- *   DATA_DIR         the role's data dir, an absolute path (role default) */
+ *   DATA_DIR         the role's data dir, an absolute path (role default)
+ *   ROLE_ARGS        extra arguments for the role's program, words as in a services file
+ *                    (quotes allowed), e.g. ROLE=pg ROLE_ARGS=/home/postgres/postgres0.yml
+ *                    or ROLE=router ROLE_ARGS="-c /etc/appliance/router.yml" */
 #ifndef APPLIANCE_SETTINGS_H
 #define APPLIANCE_SETTINGS_H
 
@@ -41,9 +44,12 @@ struct init_settings {
     int permanent_exit; /* -1: none */
     enum seccomp_mode seccomp;
     enum logmux_format log_format;
-    const char *user;     /* NULL: no role */
-    const char *data_dir; /* NULL: none */
+    const char *user;                   /* NULL: no role */
+    const char *data_dir;               /* NULL: none */
+    char *role_args[SPEC_MAX_ARGS + 1]; /* ROLE_ARGS split into words (owned, NULL-ended) */
 };
+
+void settings_free(struct init_settings *s);
 
 /* have_cmd: a command (or services file) was given on the command line. Returns 0, or -1
  * with a message in err. */

@@ -12,7 +12,7 @@ static const char *const vars[] = {
     "ROLE",           "APPLIANCE_NAME", "HOSTNAME",   "STOP_TIMEOUT",
     "KILL_GRACE",     "STOP_SIGNAL",    "RESTART",    "PERMANENT_FAILURE_EXIT",
     "HEALTHY_UPTIME", "SECCOMP_ACTION", "LOG_FORMAT", "APPLIANCE_USER",
-    "DATA_DIR"};
+    "DATA_DIR",       "ROLE_ARGS"};
 
 static void clear_env(void)
 {
@@ -86,6 +86,27 @@ TEST(bad_values_named)
     expect_bad("APPLIANCE_NAME", "pg 0", "APPLIANCE_NAME='pg 0'");
 }
 
+TEST(role_args)
+{
+    clear_env();
+    setenv("ROLE", "router", 1);
+    setenv("ROLE_ARGS", "-c '/etc/my router.yml'  -t", 1);
+    struct init_settings s;
+    char err[512] = "";
+    CHECK_EQ_INT(settings_from_env(&s, 0, err, sizeof(err)), 0);
+    CHECK_STR(s.role_args[0], "-c");
+    CHECK_STR(s.role_args[1], "/etc/my router.yml");
+    CHECK_STR(s.role_args[2], "-t");
+    CHECK(s.role_args[3] == NULL);
+    settings_free(&s);
+    setenv("ROLE_ARGS", "-c 'unterminated", 1);
+    CHECK_EQ_INT(settings_from_env(&s, 0, err, sizeof(err)), -1);
+    CHECK(strstr(err, "ROLE_ARGS='-c 'unterminated': unterminated ' quote") != NULL);
+    setenv("ROLE_ARGS", "x", 1);
+    CHECK_EQ_INT(settings_from_env(&s, 1, err, sizeof(err)), -1);
+    CHECK(strstr(err, "ROLE_ARGS='x': only used when ROLE runs its own program") != NULL);
+}
+
 TEST(missing_role_lists_roles)
 {
     clear_env();
@@ -122,6 +143,7 @@ int main(void)
 {
     RUN(role_defaults);
     RUN(bad_values_named);
+    RUN(role_args);
     RUN(missing_role_lists_roles);
     RUN(every_allowlist_resolves);
     RUN(exe_dir);

@@ -128,9 +128,9 @@ if wait_for 5 agent_up; then ok "ROLE=pg runs appliance-agent from appliance-ini
 else nok "ROLE=pg runs appliance-agent"; show "$T/role.out"; fi
 kill -TERM "$IPID"; finish_ns 10
 check "ROLE=pg: SIGTERM reaches the agent, which stops; exit 0 (got $RC)" grep_out role 'agent stopping$'
-INIT=$T/rbin/appliance-init run_ns ctl ROLE=init --
-if [ "$RC" -eq 0 ] && grep_out ctl 'appliancectl\[[0-9]+\]: ctl args:provision$' && ! grep_out ctl 'restart 1'; then
-  ok "ROLE=init runs 'appliancectl provision' once (one-shot, exit 0)"
+INIT=$T/rbin/appliance-init run_ns ctl ROLE=init ROLE_ARGS="--wait 'a  b'" --
+if [ "$RC" -eq 0 ] && grep_out ctl 'appliancectl\[[0-9]+\]: ctl args:provision --wait a  b$' && ! grep_out ctl 'restart 1'; then
+  ok "ROLE=init runs 'appliancectl provision' + ROLE_ARGS once (one-shot, exit 0)"
 else nok "ROLE=init one-shot (rc $RC)"; show "$T/ctl.out"; fi
 INIT=$T/rbin/appliance-init start_ns router ROLE=router --
 restarted() { grep_out router 'appliance-router\[[0-9]+\] exited with code 1 after [0-9.]+ s; restart 2 in 2.000 s \(restart=on-failure\)'; }
