@@ -8,6 +8,7 @@
 #include "dcs/store_cmd_buf.h"
 #include "dcs/v2_codec.h"
 #include "dcs/v2_store.h"
+#include "dcs/v2_watch.h"
 
 static mvcc_arena A;
 
@@ -224,6 +225,45 @@ TEST(quota_bounds_memory)
     v2_store_free(s);
 }
 
+static int woke;
+static uint64_t woke_index;
+static void wake(void *arg, const v2_result *ev)
+{
+    (void)arg;
+    woke++;
+    woke_index = ev->index;
+}
+
+TEST(long_poll_waiters)
+{
+    v2_store *s = v2_store_new();
+    v2_waiters *w = v2_waiters_new(s, 2);
+    op(s, "PUT", "/v2/keys/svc/leader", "value=pg1", 0); /* index 1 */
+    /* a waiter from the response's index + 1, as Patroni does */
+    v2_result r = op(s, "GET", "/v2/keys/svc/leader?wait=true&waitIndex=2", "", 0);
+    CHECK(r.pending);
+    uint64_t h1 = v2_waiters_add(w, "/svc/leader", false, 2, wake, NULL);
+    uint64_t h2 = v2_waiters_add(w, "/svc", true, 4, wake, NULL);
+    CHECK(h1 && h2);
+    CHECK_EQ_INT(v2_waiters_add(w, "/x", false, 0, wake, NULL), 0); /* full */
+    op(s, "PUT", "/v2/keys/other", "value=1", 0);                   /* index 2: matches neither */
+    CHECK_EQ_INT(woke, 0);
+    op(s, "PUT", "/v2/keys/svc/leader", "value=pg2", 0); /* index 3 */
+    CHECK_EQ_INT(woke, 1);
+    CHECK_EQ_INT(woke_index, 3);
+    CHECK_EQ_INT(v2_waiters_count(w), 1);
+    op(s, "PUT", "/v2/keys/svc/members/a", "value=1", 0); /* index 4: recursive one */
+    CHECK_EQ_INT(woke, 2);
+    CHECK_EQ_INT(v2_waiters_count(w), 0);
+    uint64_t h3 = v2_waiters_add(w, "/svc/leader", false, 0, wake, NULL);
+    v2_waiters_remove(w, h3);
+    v2_waiters_remove(w, 12345);
+    op(s, "DELETE", "/v2/keys/svc/leader", "", 0);
+    CHECK_EQ_INT(woke, 2);
+    v2_waiters_free(w);
+    v2_store_free(s);
+}
+
 int main(void)
 {
     mvcc_arena_init(&A, 0);
@@ -232,6 +272,7 @@ int main(void)
     RUN(history_window);
     RUN(form_errors);
     RUN(quota_bounds_memory);
+    RUN(long_poll_waiters);
     mvcc_arena_free(&A);
     return check_done();
 }
