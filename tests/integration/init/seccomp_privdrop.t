@@ -51,4 +51,36 @@ else
     for l in "$T"/pg/*.log; do echo "# $l"; tail -5 "$l" | sed 's/^/#   /'; done
   fi
 fi
+
+# --- our own agent (static musl) under the pg role: bootstrap a primary against a real
+# etcd 3.4, serve Patroni's /primary, stop on SIGTERM; no syscall denied ---
+AGENT=$ROOT/build/bin/appliance-agent
+if [ ! -x "$AGENT" ] || [ ! -x /usr/bin/etcd ]; then
+  nok "appliance-agent ($AGENT) and etcd needed (make test-bins; mk/packages.sh test)"
+else
+  mkdir -p "$T/etcd" "$T/abin"; cp "$INIT" "$AGENT" "$T/abin/"
+  /usr/bin/etcd --name e1 --data-dir "$T/etcd" --listen-client-urls http://127.0.70.5:2379 \
+    --advertise-client-urls http://127.0.70.5:2379 --listen-peer-urls http://127.0.70.5:2380 \
+    --initial-advertise-peer-urls http://127.0.70.5:2380 --initial-cluster e1=http://127.0.70.5:2380 \
+    >"$T/etcd.log" 2>&1 &
+  EP=$!; cleanup_pids+=("$EP")
+  sed -e 's/127\.0\.20\.10/127.0.70.6/g' -e 's/^  hosts: .*/  hosts: 127.0.70.5:2379/' \
+      -e "s|^  data_dir: .*|  data_dir: $T/agentdata/pg-0|" "$ROOT/configs/postgres0.yml" >"$T/agent.yml"
+  chmod 0644 "$T/agent.yml"
+  etcd_up() { curl -sf http://127.0.70.5:2379/version >/dev/null; }
+  wait_for 20 etcd_up
+  INIT=$T/abin/appliance-init start_ns agent ROLE=pg DATA_DIR="$T/agentdata" ROLE_ARGS="$T/agent.yml" \
+    APPLIANCE_NAME=pg-0 --
+  primary() { [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.70.6:8008/primary)" = 200 ]; }
+  if wait_for 60 primary; then up=1; else up=0; fi
+  kill -TERM "$IPID"; finish_ns 70
+  kill -TERM "$EP" 2>/dev/null; wait "$EP" 2>/dev/null
+  denials=$(grep -c 'seccomp: denied' "$T/agent.out")
+  if [ "$up" = 1 ] && [ "$RC" -eq 0 ] && [ "$denials" -eq 0 ]; then
+    ok "appliance-agent under ROLE=pg: bootstraps a primary (GET /primary 200), stops on SIGTERM, exit 0, no syscall denied"
+  else
+    nok "appliance-agent under ROLE=pg (primary $up, rc $RC, $denials denials)"
+    grep -E 'seccomp|error|FATAL' "$T/agent.out" | head -10 | cut -c1-200 | sed 's/^/#   /'; show "$T/agent.out" 8
+  fi
+fi
 echo "1..$n"
