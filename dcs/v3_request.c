@@ -10,6 +10,7 @@
 
 #include "base64.h"
 #include "dcs/mvcc_err.h"
+#include "dcs/mvcc_tree.h"
 
 #define V3_MAX_TXN_OPS   128
 #define V3_MAX_TXN_DEPTH 16
@@ -443,6 +444,126 @@ static int parse_watch(pctx *c, const json_t *o, v3_request *r)
     return perr(c, 3, "etcdserver: watch request has no request set (field \"request_union\")");
 }
 
+/* ---- etcd's checkIntervals: no key may be put twice or put and deleted by one txn ----
+ * Run on the success and on the failure list of the top-level txn (as etcd's v3rpc layer
+ * does, before anything is proposed). A nested txn's then/else branches exclude each
+ * other, so the same key may be put in both. */
+typedef struct key_set {
+    const mvcc_put_req **puts;
+    size_t nputs, pcap;
+    const mvcc_delete_req **dels;
+    size_t ndels, dcap;
+} key_set;
+
+static bool del_covers(const mvcc_delete_req *d, const uint8_t *k, size_t kn)
+{
+    int c = mvcc_key_cmp(k, kn, d->key, d->key_len);
+    if (d->range_end_len == 0)
+        return c == 0;
+    if (c < 0)
+        return false;
+    if (d->range_end_len == 1 && d->range_end[0] == 0)
+        return true;
+    return mvcc_key_cmp(k, kn, d->range_end, d->range_end_len) < 0;
+}
+
+static bool set_has_put(const key_set *s, const uint8_t *k, size_t kn)
+{
+    for (size_t i = 0; i < s->nputs; i++)
+        if (mvcc_key_cmp(s->puts[i]->key, s->puts[i]->key_len, k, kn) == 0)
+            return true;
+    return false;
+}
+
+static bool set_dels_cover(const key_set *s, const uint8_t *k, size_t kn)
+{
+    for (size_t i = 0; i < s->ndels; i++)
+        if (del_covers(s->dels[i], k, kn))
+            return true;
+    return false;
+}
+
+static int set_add_put(pctx *c, key_set *s, const mvcc_put_req *p)
+{
+    if (s->nputs == s->pcap) {
+        size_t ncap = s->pcap ? s->pcap * 2 : 8;
+        const mvcc_put_req **np = mvcc_arena_alloc(c->a, ncap * sizeof(const mvcc_put_req *));
+        if (!np)
+            return store_err(c, MVCC_ERR_NOMEM);
+        if (s->nputs)
+            memcpy(np, s->puts, s->nputs * sizeof(const mvcc_put_req *));
+        s->puts = np;
+        s->pcap = ncap;
+    }
+    s->puts[s->nputs++] = p;
+    return 0;
+}
+
+static int set_add_del(pctx *c, key_set *s, const mvcc_delete_req *d)
+{
+    if (s->ndels == s->dcap) {
+        size_t ncap = s->dcap ? s->dcap * 2 : 8;
+        const mvcc_delete_req **nd = mvcc_arena_alloc(c->a, ncap * sizeof(const mvcc_delete_req *));
+        if (!nd)
+            return store_err(c, MVCC_ERR_NOMEM);
+        if (s->ndels)
+            memcpy(nd, s->dels, s->ndels * sizeof(const mvcc_delete_req *));
+        s->dels = nd;
+        s->dcap = ncap;
+    }
+    s->dels[s->ndels++] = d;
+    return 0;
+}
+
+static int check_intervals(pctx *c, const mvcc_op *ops, size_t n, key_set *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < n; i++) /* this level's deletes first */
+        if (ops[i].type == MVCC_OP_DELETE && set_add_del(c, out, &ops[i].u.del))
+            return -1;
+    for (size_t i = 0; i < n; i++) { /* children's puts and deletes */
+        if (ops[i].type != MVCC_OP_TXN)
+            continue;
+        key_set then_s, else_s;
+        const mvcc_txn_req *t = &ops[i].u.txn;
+        if (check_intervals(c, t->success, t->nsuccess, &then_s) ||
+            check_intervals(c, t->failure, t->nfailure, &else_s))
+            return -1;
+        for (size_t j = 0; j < then_s.nputs; j++) {
+            const mvcc_put_req *p = then_s.puts[j];
+            if (set_has_put(out, p->key, p->key_len) || set_dels_cover(out, p->key, p->key_len))
+                return store_err(c, MVCC_ERR_DUPLICATE_KEY);
+            if (set_add_put(c, out, p))
+                return -1;
+        }
+        for (size_t j = 0; j < else_s.nputs; j++) {
+            const mvcc_put_req *p = else_s.puts[j];
+            if ((set_has_put(out, p->key, p->key_len) &&
+                 !set_has_put(&then_s, p->key, p->key_len)) ||
+                set_dels_cover(out, p->key, p->key_len))
+                return store_err(c, MVCC_ERR_DUPLICATE_KEY);
+            if (set_add_put(c, out, p))
+                return -1;
+        }
+        for (size_t j = 0; j < then_s.ndels; j++)
+            if (set_add_del(c, out, then_s.dels[j]))
+                return -1;
+        for (size_t j = 0; j < else_s.ndels; j++)
+            if (set_add_del(c, out, else_s.dels[j]))
+                return -1;
+    }
+    for (size_t i = 0; i < n; i++) { /* this level's puts */
+        if (ops[i].type != MVCC_OP_PUT)
+            continue;
+        const mvcc_put_req *p = &ops[i].u.put;
+        if (set_has_put(out, p->key, p->key_len) || set_dels_cover(out, p->key, p->key_len))
+            return store_err(c, MVCC_ERR_DUPLICATE_KEY);
+        if (set_add_put(c, out, p))
+            return -1;
+    }
+    return 0;
+}
+
 static const char *const type_names[V3_ENDPOINT_COUNT] = {
     [V3_KV_RANGE] = "RangeRequest",
     [V3_KV_PUT] = "PutRequest",
@@ -531,10 +652,15 @@ int v3_parse_request(int ep, const char *body, size_t len, mvcc_arena *a, v3_req
             out->op.type = MVCC_OP_DELETE;
             rc = parse_delete(&c, o, &out->op.u.del);
             break;
-        case V3_KV_TXN:
+        case V3_KV_TXN: {
             out->op.type = MVCC_OP_TXN;
             rc = parse_txn(&c, o, &out->op.u.txn, 0);
+            key_set ks;
+            if (rc == 0)
+                rc = check_intervals(&c, out->op.u.txn.success, out->op.u.txn.nsuccess, &ks) ||
+                     check_intervals(&c, out->op.u.txn.failure, out->op.u.txn.nfailure, &ks);
             break;
+        }
         case V3_KV_COMPACTION:
             rc = get_i64(&c, o, "revision", NULL, &out->revision) ||
                  get_bool(&c, o, "physical", NULL, &out->physical);

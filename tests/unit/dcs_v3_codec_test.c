@@ -178,6 +178,29 @@ TEST(rendering_is_exact)
     CHECK(jw_take(&w, NULL) == NULL);
 }
 
+TEST(duplicate_keys_as_etcd_check_intervals)
+{
+#define PUT(k)    "{\"request_put\":{\"key\":\"" k "\"}}"
+#define DEL(k, e) "{\"request_delete_range\":{\"key\":\"" k "\",\"range_end\":\"" e "\"}}"
+#define TXN(s, f) "{\"request_txn\":{\"success\":[" s "],\"failure\":[" f "]}}"
+    /* a key put in both branches of a nested txn is fine: they exclude each other */
+    CHECK_EQ_INT(parse(V3_KV_TXN, "{\"success\":[" TXN(PUT("YQ=="), PUT("YQ==")) "]}"), 0);
+    /* ... but not when the outer level puts it too */
+    CHECK_EQ_INT(parse(V3_KV_TXN, "{\"success\":[" PUT("YQ==") "," TXN(PUT("YQ=="), "") "]}"), -1);
+    CHECK_STR(E.message, "etcdserver: duplicate key given in txn request");
+    /* a put inside a deleted range, also across levels and in the failure list */
+    CHECK_EQ_INT(parse(V3_KV_TXN, "{\"failure\":[" DEL("YQ==", "Yw==") "," PUT("Yg==") "]}"), -1);
+    CHECK_EQ_INT(
+        parse(V3_KV_TXN, "{\"success\":[" DEL("YQ==", "Yw==") "," TXN("", PUT("Yg==")) "]}"), -1);
+    /* success and failure lists are checked separately */
+    CHECK_EQ_INT(parse(V3_KV_TXN, "{\"success\":[" PUT("YQ==") "],\"failure\":[" PUT("YQ==") "]}"),
+                 0);
+    CHECK_EQ_INT(parse(V3_KV_TXN, "{\"success\":[" DEL("YQ==", "Yw==") "," PUT("Yw==") "]}"), 0);
+#undef PUT
+#undef DEL
+#undef TXN
+}
+
 int main(void)
 {
     mvcc_arena_init(&A, 0);
@@ -185,6 +208,7 @@ int main(void)
     RUN(request_errors_name_the_field);
     RUN(limits);
     RUN(rendering_is_exact);
+    RUN(duplicate_keys_as_etcd_check_intervals);
     mvcc_arena_free(&A);
     return check_done();
 }
