@@ -1091,6 +1091,11 @@ static void on_peer(const http_client_result *res, void *arg)
             if (rep > p->wal)
                 p->wal = rep;
             p->nofailover = json_is_true(json_object_get(json_object_get(j, "tags"), "nofailover"));
+            p->timeline = (int)json_integer_value(json_object_get(j, "timeline"));
+            const char *st = json_string_value(json_object_get(j, "state"));
+            p->starting = !p->is_primary && st &&
+                          (strcmp(st, "starting") == 0 || strcmp(st, "stopped") == 0) &&
+                          (!role || strcmp(role, "uninitialized") != 0);
         }
         json_decref(j);
     }
@@ -1259,6 +1264,18 @@ static void act(agent *a, const ha_output *d)
     cycle_end(a);
 }
 
+/* The cluster's current timeline as the history key tells it (Patroni: last line's
+ * timeline + 1); 0 when unknown. */
+static int history_timeline(const agent *a)
+{
+    size_t n = json_array_size(a->history);
+    if (n == 0)
+        return 0;
+    json_t *last = json_array_get(a->history, n - 1);
+    json_int_t tl = json_integer_value(json_array_get(last, 0));
+    return tl > 0 && tl < 1000000 ? (int)tl + 1 : 0;
+}
+
 static void decide_and_act(agent *a)
 {
     ha_input in;
@@ -1284,6 +1301,17 @@ static void decide_and_act(agent *a)
     in.pg_primary = in.pg_running && !a->st.in_recovery;
     in.needs_rewind = a->needs_rewind;
     in.my_wal = agent_wal(a);
+    in.my_timeline = a->st.valid ? a->st.timeline : 0;
+    in.cluster_timeline = history_timeline(a);
+    in.following_leader = a->leader[0] && strcmp(a->following, a->leader) == 0;
+    /* Grace for starting peers: 2 x ttl from the moment this node saw the cluster
+     * unlocked (a kill -9 failover never needs it: the survivors are running). */
+    if (a->leader[0])
+        a->unlocked_since_ms = 0;
+    else if (a->unlocked_since_ms == 0)
+        a->unlocked_since_ms = now_ms(a);
+    in.wait_for_starting =
+        a->unlocked_since_ms && now_ms(a) < a->unlocked_since_ms + (uint64_t)a->dyn.ttl * 2000;
     in.async_busy = a->busy || (a->pg && a->pg_stop_requested);
     in.failsafe_hold = now_ms(a) < a->failsafe_hold_until_ms;
     in.peers_polled = a->peers_polled;

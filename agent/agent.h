@@ -92,6 +92,7 @@ typedef struct agent {
     ha_peer peers[HA_MAX_PEERS];
     size_t npeers, peers_pending;
     int peers_polled;
+    uint64_t unlocked_since_ms;      /* first cycle that saw no leader key (0: locked) */
     uint64_t failsafe_hold_until_ms; /* replica: a primary confirmed itself via failsafe */
     char failsafe_primary[HA_NAME_MAX];
     int failsafe_active; /* primary: running on failsafe */

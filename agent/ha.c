@@ -86,6 +86,14 @@ static void race(const ha_input *in, ha_output *out)
                 (long long)in->maximum_lag_on_failover);
         return;
     }
+    /* Timelines first (as Patroni): WAL positions on different timelines are not
+     * comparable, and a node still on an older timeline than the cluster has reached
+     * would promote into a history that diverges from what was already acknowledged. */
+    if (in->my_timeline > 0 && in->cluster_timeline > in->my_timeline) {
+        out_set(out, HA_WAIT, "my timeline %d is behind the cluster's last known timeline %d",
+                in->my_timeline, in->cluster_timeline);
+        return;
+    }
     int others_healthy = 0;
     for (size_t i = 0; i < in->npeers; i++) {
         const ha_peer *p = &in->peers[i];
@@ -100,6 +108,21 @@ static void race(const ha_input *in, ha_output *out)
         if (in->failover_leader && strcmp(p->name, in->failover_leader) == 0)
             continue; /* the old leader of a switchover does not compete */
         others_healthy++;
+        /* A peer whose postgres is still starting (e.g. the whole cluster restarts) may
+         * be the one with the newest WAL; its position is unknown yet. Wait for it, but
+         * only for a bounded time (a standby that cannot start must not block the
+         * cluster forever). */
+        if (p->starting && in->wait_for_starting) {
+            out_set(out, HA_WAIT, "%s is starting: waiting for its WAL position", p->name);
+            return;
+        }
+        if (in->my_timeline > 0 && p->timeline > in->my_timeline) {
+            out_set(out, HA_WAIT, "%s is on a newer timeline (%d > %d)", p->name, p->timeline,
+                    in->my_timeline);
+            return;
+        }
+        if (in->my_timeline > 0 && p->timeline > 0 && p->timeline < in->my_timeline)
+            continue; /* I am on the newer timeline */
         if (p->wal > in->my_wal) {
             out_set(out, HA_WAIT, "%s is ahead of me (wal %lld > %lld)", p->name, (long long)p->wal,
                     (long long)in->my_wal);
@@ -186,6 +209,13 @@ void ha_decide(const ha_input *in, ha_output *out)
         return;
     }
     if (!in->pg_running) {
+        /* A standby started while there was no leader (or another one) has no WAL source
+         * and may never finish starting: point it at the leader now (or, for a former
+         * primary, stop it for pg_rewind) instead of waiting for it. */
+        if (locked && !mine && !in->following_leader) {
+            out_set(out, HA_FOLLOW, "postgres is starting without following leader %s", in->leader);
+            return;
+        }
         out_set(out, HA_WAIT, "postgres is starting");
         return;
     }

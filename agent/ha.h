@@ -16,6 +16,8 @@ typedef struct ha_peer {
     int reachable;  /* answered GET /patroni */
     int is_primary; /* reported role master/primary */
     int64_t wal;    /* primary: location; replica: max(received, replayed) */
+    int timeline;   /* reported timeline, 0 unknown */
+    int starting;   /* agent answers, its postgres (with data) is not running yet */
     int nofailover;
 } ha_peer;
 
@@ -41,8 +43,12 @@ typedef struct ha_input {
     int pg_primary;    /* running and not in recovery */
     int needs_rewind;  /* data last ran as a primary (or diverged): rewind before following */
     int64_t my_wal;
-    int async_busy;    /* initdb/clone/rewind/stop... in flight */
-    int failsafe_hold; /* a primary sent POST /failsafe less than ttl ago */
+    int my_timeline;       /* 0 unknown */
+    int cluster_timeline;  /* last known timeline from the history key, 0 unknown */
+    int following_leader;  /* postgres was started/reloaded with the leader as upstream */
+    int wait_for_starting; /* still within the grace for peers whose postgres is starting */
+    int async_busy;        /* initdb/clone/rewind/stop... in flight */
+    int failsafe_hold;     /* a primary sent POST /failsafe less than ttl ago */
     /* peers (valid when peers_polled) */
     int peers_polled;
     const ha_peer *peers;

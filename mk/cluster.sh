@@ -59,7 +59,7 @@ up() {
     run_bg "pg-$n" "$root/pg-$n.log" "$bin/appliance-agent" "$root/pg-$n/agent.yml"
   done
   if [ -x "$bin/appliance-router" ] && [ -f configs/router.yml ]; then
-    alive router || run_bg router "$root/router.log" "$bin/appliance-router" configs/router.yml
+    alive router || run_bg router "$root/router.log" "$bin/appliance-router" -c configs/router.yml
   else
     echo "router: appliance-router is not built yet" >&2
   fi
@@ -70,7 +70,14 @@ up() {
 }
 
 down() {
-  for name in router pg-0 pg-1 pg-2 etcd-1 etcd-2 etcd-3; do
+  # Replicas first, the leader last: stopping the leader first would hand over to a replica
+  # that is stopped a moment later (a needless promotion and timeline switch per `down`).
+  local leader order="" n
+  leader=$(ETCDCTL_API=3 etcdctl --endpoints=http://127.0.10.1:2379,http://127.0.10.2:2379,http://127.0.10.3:2379 \
+    --dial-timeout=1s --command-timeout=2s get /service/pg-cluster/leader --print-value-only 2>/dev/null || true)
+  for n in pg-0 pg-1 pg-2; do [ "$n" = "$leader" ] || order+=" $n"; done
+  [ -n "$leader" ] && order+=" $leader"
+  for name in router $order etcd-1 etcd-2 etcd-3; do
     if alive "$name"; then
       local pid; pid=$(cat "$root/$name.pid")
       kill -TERM "$pid" 2>/dev/null || true

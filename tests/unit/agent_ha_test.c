@@ -17,6 +17,7 @@ static ha_input base(void)
     in.pg_process = in.pg_running = 1;
     in.leader = "pg-0";
     in.leader_has_conn = 1;
+    in.following_leader = 1;
     return in;
 }
 
@@ -82,6 +83,17 @@ static void s_former_primary(ha_input *in)
 static void s_starting(ha_input *in)
 {
     in->pg_running = 0;
+}
+static void s_starting_not_following(ha_input *in)
+{
+    in->pg_running = 0;
+    in->following_leader = 0;
+}
+static void s_starting_unlocked(ha_input *in)
+{
+    in->pg_running = 0;
+    in->following_leader = 0;
+    in->leader = NULL;
 }
 static void s_replica(ha_input *in)
 {
@@ -160,6 +172,35 @@ static void s_tie_higher_name(ha_input *in)
     s_unlocked_polled(in);
     peers[1].wal = 100;
 }
+static void s_behind_cluster_timeline(ha_input *in)
+{
+    s_unlocked_polled(in);
+    in->my_timeline = 1;
+    in->cluster_timeline = 2;
+}
+static void s_peer_newer_timeline(ha_input *in)
+{
+    s_unlocked_polled(in);
+    in->my_timeline = 1;
+    peers[1].timeline = 2; /* behind me in bytes, but on a newer timeline */
+}
+static void s_peer_older_timeline_more_wal(ha_input *in)
+{
+    s_peer_ahead(in);
+    in->my_timeline = 3;
+    peers[1].timeline = 2; /* more bytes on an older timeline: I am still the healthiest */
+}
+static void s_peer_starting(ha_input *in)
+{
+    s_unlocked_polled(in);
+    peers[1].starting = 1;
+    in->wait_for_starting = 1;
+}
+static void s_peer_starting_grace_over(ha_input *in)
+{
+    s_peer_starting(in);
+    in->wait_for_starting = 0;
+}
 static void s_nofailover(ha_input *in)
 {
     s_unlocked_polled(in);
@@ -221,6 +262,8 @@ static const struct row rows[] = {
     {"replica whose postgres died: start replica", s_follower_down_pg, HA_START_REPLICA},
     {"former primary: rewind", s_former_primary, HA_REWIND},
     {"postgres starting: wait", s_starting, HA_WAIT},
+    {"postgres starting without following the leader: follow", s_starting_not_following, HA_FOLLOW},
+    {"postgres starting, no leader: wait", s_starting_unlocked, HA_WAIT},
     {"replica with leader: follow", s_replica, HA_FOLLOW},
     {"primary without lock: demote", s_primary_without_lock, HA_DEMOTE},
     {"lock holder still replica: promote", s_leader_replica, HA_PROMOTE},
@@ -235,6 +278,11 @@ static const struct row rows[] = {
     {"unlocked, lagging beyond maximum_lag_on_failover: wait", s_lagging, HA_WAIT},
     {"tie, peer has lower name: wait", s_tie_lower_name, HA_WAIT},
     {"tie, I have the lower name: acquire", s_tie_higher_name, HA_ACQUIRE},
+    {"behind the cluster's timeline: wait", s_behind_cluster_timeline, HA_WAIT},
+    {"a peer is on a newer timeline: wait", s_peer_newer_timeline, HA_WAIT},
+    {"more WAL on an older timeline does not win", s_peer_older_timeline_more_wal, HA_ACQUIRE},
+    {"a peer's postgres is starting: wait for its position", s_peer_starting, HA_WAIT},
+    {"starting peer, grace over: race", s_peer_starting_grace_over, HA_ACQUIRE},
     {"nofailover: never race", s_nofailover, HA_WAIT},
     {"failsafe hold: never race", s_failsafe_hold, HA_WAIT},
     {"already primary, unlocked: take lock back", s_unlocked_primary, HA_ACQUIRE},
