@@ -81,6 +81,17 @@ enum http_parse_result http_parse_request_ex(char *buf, size_t len, const http_l
                                              http_request *req, size_t *consumed, int *error_status,
                                              const char **reason);
 
+/* Resume point for one request arriving in pieces: zero it when a new request starts
+ * and pass it to every call on that request's growing buffer. A chunked body is then
+ * scanned once overall instead of from its start on every call (which is quadratic for a
+ * slow upload of small chunks). Results are identical with or without it. */
+typedef struct http_parse_resume {
+    size_t head_end, chunk_pos, chunk_total;
+} http_parse_resume;
+enum http_parse_result http_parse_request_r(char *buf, size_t len, const http_limits *lim,
+                                            http_request *req, size_t *consumed, int *error_status,
+                                            const char **reason, http_parse_resume *resume);
+
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_request_header(const http_request *req, const char *name);
 /* Percent-decodes query parameter `name` into out. Returns its length, -1 when absent,

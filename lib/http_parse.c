@@ -14,6 +14,9 @@
 /* Wire bytes a chunked body may take beyond twice its decoded size: chunk-size lines,
  * extensions and trailers of a reasonable client fit easily. */
 #define CHUNKED_SLACK 65536
+/* A chunk-size line (size and extensions) longer than this is refused: with a resume point
+ * only the unfinished line is scanned again on each call, so its length must be bounded. */
+#define CHUNK_LINE_MAX 4096
 
 void http_limits_default(http_limits *lim)
 {
@@ -117,6 +120,7 @@ struct scan {
     int chunked;
     size_t content_length;
     size_t body_end;
+    http_parse_resume *resume; /* NULL, or where the chunked scan may continue */
 };
 
 static enum scan_result out_of_data(struct scan *s)
@@ -456,10 +460,23 @@ static enum scan_result scan_chunked(struct scan *s, const http_limits *lim)
     set_window(s, wire_limit, 413,
                "chunked body above its wire bound (2 * max_body_bytes + 64 KiB)");
     size_t total = 0;
+    http_parse_resume *rp = s->resume;
+    if (rp && rp->head_end == s->head_end && rp->chunk_pos > s->head_end &&
+        rp->chunk_pos <= s->len) {
+        s->pos = rp->chunk_pos; /* chunks before this were scanned by an earlier call */
+        total = rp->chunk_total;
+    }
     for (;;) {
-        size_t size = 0, ndig = 0;
+        size_t size = 0, ndig = 0, line = s->pos;
+        if (rp) {
+            rp->head_end = s->head_end;
+            rp->chunk_pos = s->pos;
+            rp->chunk_total = total;
+        }
         for (;;) {
             NEED(s);
+            if (s->pos - line >= CHUNK_LINE_MAX)
+                return fail(s, 400, "chunk size line longer than 4096 bytes");
             int h = hexval(cur(s));
             if (h < 0)
                 break;
@@ -474,6 +491,8 @@ static enum scan_result scan_chunked(struct scan *s, const http_limits *lim)
         /* chunk-ext: BWS ";" ... up to CR, any field characters; ignored. */
         for (;;) {
             NEED(s);
+            if (s->pos - line >= CHUNK_LINE_MAX)
+                return fail(s, 400, "chunk size line longer than 4096 bytes");
             if (cur(s) != ' ' && cur(s) != '\t')
                 break;
             s->pos++;
@@ -481,6 +500,8 @@ static enum scan_result scan_chunked(struct scan *s, const http_limits *lim)
         if (cur(s) == ';') {
             for (;;) {
                 NEED(s);
+                if (s->pos - line >= CHUNK_LINE_MAX)
+                    return fail(s, 400, "chunk size line longer than 4096 bytes");
                 unsigned char c = cur(s);
                 if (c == '\r')
                     break;
@@ -592,6 +613,13 @@ enum http_parse_result http_parse_request_ex(char *buf, size_t len, const http_l
                                              http_request *req, size_t *consumed, int *error_status,
                                              const char **reason)
 {
+    return http_parse_request_r(buf, len, lim, req, consumed, error_status, reason, NULL);
+}
+
+enum http_parse_result http_parse_request_r(char *buf, size_t len, const http_limits *lim,
+                                            http_request *req, size_t *consumed, int *error_status,
+                                            const char **reason, http_parse_resume *resume)
+{
     http_limits dflt;
     if (!lim) {
         http_limits_default(&dflt);
@@ -601,6 +629,7 @@ enum http_parse_result http_parse_request_ex(char *buf, size_t len, const http_l
     memset(&s, 0, sizeof(s));
     s.buf = buf;
     s.len = len;
+    s.resume = resume;
     int keep_alive = 0;
     *consumed = 0;
     *error_status = 0;

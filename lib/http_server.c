@@ -1,5 +1,5 @@
 /* HTTP/1.1 server on lib/evloop: accepts, reads into a bounded per-connection buffer,
- * parses with http_parse_request, hands one request at a time to the handler and writes
+ * parses with http_parse_request_r, hands one request at a time to the handler and writes
  * the answers in order.
  *
  * Connection life: a connection is "waiting" (header timer: the whole request must arrive
@@ -63,6 +63,7 @@ struct http_conn {
     size_t out_off, out_len, out_cap;
 
     http_request req;
+    http_parse_resume parse_resume; /* of the request being received; zeroed when one ends */
     size_t req_consumed;
     int busy;           /* a request is with the handler */
     int streaming;      /* http_stream_begin was called for it */
@@ -402,6 +403,7 @@ static void response_done(http_conn *c)
         /* No memmove per request (quadratic for a deep pipeline): conn_read compacts. */
         c->in_off += c->req_consumed;
         c->req_consumed = 0;
+        memset(&c->parse_resume, 0, sizeof(c->parse_resume));
         if (c->in_off == c->in_len)
             c->in_off = c->in_len = 0;
     }
@@ -620,8 +622,9 @@ static void conn_process(http_conn *c)
         size_t consumed = 0;
         int status = 0;
         const char *reason = NULL;
-        enum http_parse_result r = http_parse_request_ex(
-            c->in + c->in_off, in_pending(c), &srv->lim, &c->req, &consumed, &status, &reason);
+        enum http_parse_result r =
+            http_parse_request_r(c->in + c->in_off, in_pending(c), &srv->lim, &c->req, &consumed,
+                                 &status, &reason, &c->parse_resume);
         if (r == HTTP_PARSE_ERROR) {
             answer_error(c, status, reason);
             break;

@@ -418,6 +418,69 @@ TEST(error_reasons)
     CHECK_STR(why, "header section above max_header_bytes");
 }
 
+/* A 120 kB body in 1-byte chunks (720 kB on the wire) fed a few bytes at a time: with a
+ * resume point the parse is linear (a rescan from the start on every call would be about
+ * 10^11 steps and time out). Same verdict and body as one shot. */
+TEST(resume_makes_slow_chunked_upload_linear)
+{
+    size_t nchunks = 120000;
+    size_t cap = 128 + nchunks * 6 + 16;
+    char *wire = malloc(cap), *copy = malloc(cap);
+    size_t n = (size_t)snprintf(wire, cap,
+                                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (size_t i = 0; i < nchunks; i++) {
+        static const char frame[6] = {'1', '\r', '\n', 'x', '\r', '\n'};
+        memcpy(wire + n, frame, sizeof(frame));
+        wire[n + 3] = (char)('a' + i % 26);
+        n += sizeof(frame);
+    }
+    n += (size_t)snprintf(wire + n, cap - n, "0\r\n\r\n");
+    memcpy(copy, wire, n);
+    http_limits lim;
+    http_limits_default(&lim);
+    http_parse_resume resume;
+    memset(&resume, 0, sizeof(resume));
+    http_request req;
+    size_t consumed = 0;
+    int st = 0;
+    const char *why = NULL;
+    enum http_parse_result r = HTTP_PARSE_MORE;
+    size_t len = 0, calls = 0;
+    while (r == HTTP_PARSE_MORE && len < n) {
+        len = len + 7 > n ? n : len + 7;
+        calls++;
+        r = http_parse_request_r(wire, len, &lim, &req, &consumed, &st, &why, &resume);
+    }
+    CHECK_EQ_INT(r, HTTP_PARSE_DONE);
+    CHECK_EQ_INT(consumed, n);
+    CHECK_EQ_INT(req.body_len, nchunks);
+    CHECK(req.body[0] == 'a' && req.body[25] == 'z' && req.body[26] == 'a');
+    CHECK(calls > 100000);
+    http_request one;
+    CHECK_EQ_INT(http_parse_request(copy, n, &lim, &one, &consumed, &st), HTTP_PARSE_DONE);
+    CHECK_EQ_INT(one.body_len, req.body_len);
+    CHECK(memcmp(one.body, req.body, req.body_len) == 0);
+    free(wire);
+    free(copy);
+}
+
+TEST(chunk_line_bound)
+{
+    char *buf = malloc(8192);
+    int k =
+        snprintf(buf, 8192, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;");
+    memset(buf + k, 'e', 5000);
+    http_request req;
+    size_t consumed;
+    int st;
+    const char *why = NULL;
+    CHECK_EQ_INT(http_parse_request_ex(buf, (size_t)k + 5000, NULL, &req, &consumed, &st, &why),
+                 HTTP_PARSE_ERROR);
+    free(buf);
+    CHECK_EQ_INT(st, 400);
+    CHECK_STR(why, "chunk size line longer than 4096 bytes");
+}
+
 TEST(status_reasons)
 {
     CHECK_STR(http_status_reason(200), "OK");
@@ -439,6 +502,8 @@ int main(void)
     RUN(limits);
     RUN(more_leaves_buffer_untouched);
     RUN(error_reasons);
+    RUN(resume_makes_slow_chunked_upload_linear);
+    RUN(chunk_line_bound);
     RUN(status_reasons);
     return check_done();
 }
