@@ -11,7 +11,8 @@
    and records when the first one lands on the new primary (HAProxy: also when all do).
 3. Memory: VmRSS idle, and per connection with 1,000 open proxied sessions.
 Addresses: 127.0.30.0/24. Env: BENCH_SECONDS (pgbench run length, default 15),
-BENCH_REPS (default 3), BENCH_TRIALS (leader changes, default 4).
+BENCH_REPS (default 3), BENCH_TRIALS (leader changes, default 4), BENCH_PARTS (comma list of
+throughput,leader,memory; default all).
 """
 import asyncio, base64, http.server, json, os, pwd, re, shutil, signal, socket, socketserver
 import statistics, subprocess, sys, tempfile, threading, time, urllib.request
@@ -22,6 +23,7 @@ PGBIN = "/usr/lib/postgresql/15/bin"
 SECS = int(os.environ.get("BENCH_SECONDS", "15"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 TRIALS = int(os.environ.get("BENCH_TRIALS", "4"))
+PARTS = os.environ.get("BENCH_PARTS", "throughput,leader,memory").split(",")
 PG_IP = "127.0.30.20"
 ETCD = "127.0.30.1:34379"
 pg = pwd.getpwnam("postgres")
@@ -205,6 +207,12 @@ def router_target(stats):
         return json.loads(r.read())["write_target"]
 
 
+def cpu_s(pid):
+    """utime + stime of a process (and its children threads), seconds."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pgbench(host, port, select_only):
     args = [f"{PGBIN}/pgbench", "-n", "-c", "8", "-j", "2", "-T", str(SECS), "-h", host, "-p", str(port),
             "-U", "postgres", "postgres"]
@@ -212,10 +220,11 @@ def pgbench(host, port, select_only):
         args.insert(1, "-S")
     out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
     m = re.search(r"tps = ([0-9.]+) \(without initial", out.stdout)
-    if not m:
+    x = re.search(r"number of transactions actually processed: ([0-9]+)", out.stdout)
+    if not m or not x:
         log("pgbench failed:", out.stdout[-500:], out.stderr[-500:])
-        return 0.0
-    return float(m.group(1))
+        return 0.0, 0
+    return float(m.group(1)), int(x.group(1))
 
 
 def psql(sql):
@@ -258,8 +267,10 @@ def main():
         targets = {"direct": (PG_IP, 5432), "ours": ("127.0.30.5", 5000), "ours-splice": ("127.0.30.6", 5000),
                    "haproxy": ("127.0.30.4", 5000)}
         modes = list(targets)
+        pids = {"ours": r_rw.pid, "ours-splice": r_sp.pid, "haproxy": hap.pid}
         tps = {(m, s): [] for m in modes for s in (True, False)}
-        for rep in range(REPS):
+        cpu = {(m, s): [] for m in pids for s in (True, False)}
+        for rep in range(REPS if "throughput" in PARTS else 0):
             order = modes[rep % len(modes):] + modes[:rep % len(modes)]
             for select_only in (True, False):
                 for m in order:
@@ -267,12 +278,21 @@ def main():
                         psql("vacuum pgbench_branches")
                         psql("vacuum pgbench_tellers")
                         psql("truncate pgbench_history")
-                    t = pgbench(*targets[m], select_only)
+                    c0 = cpu_s(pids[m]) if m in pids else 0
+                    t, ntx = pgbench(*targets[m], select_only)
                     tps[(m, select_only)].append(t)
-                    log(f"# rep {rep + 1} {'select-only' if select_only else 'tpc-b'} {m:12s} {t:10.1f} tps")
+                    us = ""
+                    if m in pids and ntx:
+                        cpu[(m, select_only)].append((cpu_s(pids[m]) - c0) / ntx * 1e6)
+                        us = f"  proxy CPU {cpu[(m, select_only)][-1]:.2f} us/tx"
+                    log(f"# rep {rep + 1} {'select-only' if select_only else 'tpc-b'} {m:12s} {t:10.1f} tps{us}")
         for (m, s), v in tps.items():
             results[f"tps_{'S' if s else 'tpcb'}_{m}"] = statistics.median(v) if v else 0
+        for (m, s), v in cpu.items():
+            results[f"cpu_{'S' if s else 'tpcb'}_{m}"] = statistics.median(v) if v else 0
 
+        if "leader" not in PARTS and "memory" not in PARTS:
+            return
         # ---------- leader change latency ----------
         start(["etcd", "--name", "b1", "--data-dir", f"{tmp}/etcd", "--listen-client-urls", f"http://{ETCD}",
                "--advertise-client-urls", f"http://{ETCD}", "--listen-peer-urls", "http://127.0.30.1:34380",
@@ -299,7 +319,7 @@ def main():
             raise SystemExit("leader-change setup not ready")
         ours_ms, hap_first_ms, hap_all_ms = [], [], []
         cur = "n1"
-        for trial in range(TRIALS):
+        for trial in range(TRIALS if "leader" in PARTS else 0):
             new = "n2" if cur == "n1" else "n1"
             seen = {}
 
@@ -347,6 +367,8 @@ def main():
 
         # ---------- memory per connection ----------
         N = 1000
+        if "memory" not in PARTS:
+            return
 
         def per_conn(ip, pid, tree=False):
             before = rss_tree_kb(pid) if tree else rss_kb(pid)
@@ -367,6 +389,7 @@ def main():
         b2, a2 = per_conn("127.0.30.8", hap2.pid, tree=True)
         results["rss_haproxy_kb"] = (b2, a2)
     finally:
+        report(results)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -376,7 +399,6 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
-    report(results)
 
 
 def report(r):
@@ -385,6 +407,8 @@ def report(r):
     log("\n== appliance-router vs HAProxy 2.6, same host, same run")
     log(f"pgbench: 8 clients, -j 2, {SECS} s, {REPS} interleaved repetitions, medians (tps)")
     for kind, goal_direct in (("S", 0.90), ("tpcb", 0.92)):
+        if not r.get(f"tps_{kind}_direct"):
+            continue
         d = r[f"tps_{kind}_direct"]
         o = r[f"tps_{kind}_ours"]
         sp = r[f"tps_{kind}_ours-splice"]
@@ -394,15 +418,23 @@ def report(r):
             f"({ratio(sp, d):.3f}x)  haproxy {h:9.1f} ({ratio(h, d):.3f}x)")
         log(f"     ours/haproxy {ratio(o, h):.3f}x (goal >= 1.25)   ours/direct goal >= {goal_direct}: "
             f"{'met' if ratio(o, d) >= goal_direct else 'NOT met'}   splice/read-write {ratio(sp, o):.3f}x")
-    lo, hf, ha = r["leader_change_ours_ms"], r["leader_change_haproxy_first_ms"], r["leader_change_haproxy_all_ms"]
+        co, cs, ch = r[f"cpu_{kind}_ours"], r[f"cpu_{kind}_ours-splice"], r[f"cpu_{kind}_haproxy"]
+        log(f"     proxy CPU per transaction (robust to other load): ours {co:.2f} us, ours+splice {cs:.2f} us, "
+            f"haproxy {ch:.2f} us -> haproxy/ours {ratio(ch, co):.2f}x")
+    lo, hf, ha = (r.get(k, []) for k in ("leader_change_ours_ms", "leader_change_haproxy_first_ms",
+                                         "leader_change_haproxy_all_ms"))
     fmt = lambda v: f"{min(v):.1f} / {statistics.median(v):.1f} / {max(v):.1f} ms (n={len(v)})" if v else "n/a"
     log("leader key change -> first new connection on the new primary (min / median / max):")
     log(f"  ours:    {fmt(lo)}   goal <= 100 ms: {'met' if lo and max(lo) <= 100 else 'NOT met'}")
     log(f"  haproxy: {fmt(hf)}; until every new connection lands there: {fmt(ha)}")
-    b, a = r["rss_ours_kb"]
-    b2, a2 = r["rss_haproxy_kb"]
+    if "rss_idle_ours_kb" not in r:
+        return
     log(f"memory: idle VmRSS ours {r['rss_idle_ours_kb'] / 1000:.2f} MB (goal <= 4 MB: "
         f"{'met' if r['rss_idle_ours_kb'] <= 4000 else 'NOT met'}), haproxy {r['rss_idle_haproxy_kb'] / 1000:.2f} MB")
+    if "rss_ours_kb" not in r:
+        return
+    b, a = r["rss_ours_kb"]
+    b2, a2 = r["rss_haproxy_kb"]
     log(f"  per proxied connection (1000 open, 1 byte each way): ours {(a - b) / 1000 * 1024:.0f} B "
         f"({b / 1000:.2f} -> {a / 1000:.2f} MB), haproxy {(a2 - b2) / 1000 * 1024:.0f} B ({b2 / 1000:.2f} -> {a2 / 1000:.2f} MB)")
 

@@ -13,7 +13,7 @@ import http.server, socketserver, urllib.request
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(ROOT, "../../.."))
-ROUTER = os.path.join(REPO, "build/bin/appliance-router")
+ROUTER = os.environ.get("ROUTER_BIN", os.path.join(REPO, "build/bin/appliance-router"))
 ETCD_IP, ROUTER_IP = "127.0.30.1", "127.0.30.2"
 NODES = {"pg-0": "127.0.30.10", "pg-1": "127.0.30.11", "pg-2": "127.0.30.12"}
 PG_PORT, REST_PORT, ETCD_PORT = 35432, 38008, 32379

@@ -12,7 +12,7 @@ import json, os, pwd, shutil, signal, subprocess, sys, tempfile, threading, time
 import psycopg2
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../.."))
-ROUTER = os.path.join(REPO, "build/bin/appliance-router")
+ROUTER = os.environ.get("ROUTER_BIN", os.path.join(REPO, "build/bin/appliance-router"))
 PGBIN = "/usr/lib/postgresql/15/bin"
 ETCD = "127.0.30.1:33379"
 NODES = {"pg-0": "127.0.30.10", "pg-1": "127.0.30.11", "pg-2": "127.0.30.12"}
