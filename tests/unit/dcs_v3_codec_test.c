@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "dcs/v3_cluster.h"
 #include "dcs/v3_request.h"
 #include "dcs/v3_response.h"
 
@@ -201,6 +202,44 @@ TEST(duplicate_keys_as_etcd_check_intervals)
 #undef TXN
 }
 
+TEST(cluster_status_version_health)
+{
+    /* shapes as etcd 3.4.23 printed them on this machine */
+    jw w;
+    jw_init(&w, 1 << 16);
+    const char *peers[] = {"http://127.0.50.1:2380"}, *clients[] = {"http://127.0.50.1:2379"};
+    v3_member m = {15024778627834509036ULL, "p", peers, 1, clients, 1, false};
+    v3_header h = {9930881492670398590ULL, 15024778627834509036ULL, 2, 0};
+    v3_render_member_list(&w, &h, &m, 1);
+    char *s = jw_take(&w, NULL);
+    CHECK_STR(s, "{\"header\":{\"cluster_id\":\"9930881492670398590\",\"member_id\":"
+                 "\"15024778627834509036\",\"raft_term\":\"2\"},\"members\":[{\"ID\":"
+                 "\"15024778627834509036\",\"name\":\"p\",\"peerURLs\":[\"http://"
+                 "127.0.50.1:2380\"],\"clientURLs\":[\"http://127.0.50.1:2379\"]}]}");
+    free(s);
+    jw_init(&w, 1 << 16);
+    v3_status st = {"3.4.23", 24576, 16384, 15024778627834509036ULL, 29, 2, 29, NULL, 0, false};
+    h.revision = 5;
+    v3_render_status(&w, &h, &st);
+    s = jw_take(&w, NULL);
+    CHECK_STR(s, "{\"header\":{\"cluster_id\":\"9930881492670398590\",\"member_id\":"
+                 "\"15024778627834509036\",\"revision\":\"5\",\"raft_term\":\"2\"},"
+                 "\"version\":\"3.4.23\",\"dbSize\":\"24576\",\"leader\":"
+                 "\"15024778627834509036\",\"raftIndex\":\"29\",\"raftTerm\":\"2\","
+                 "\"raftAppliedIndex\":\"29\",\"dbSizeInUse\":\"16384\"}");
+    free(s);
+    jw_init(&w, 1 << 16);
+    v3_render_version(&w, "3.4.23", "3.4.0");
+    s = jw_take(&w, NULL);
+    CHECK_STR(s, "{\"etcdserver\":\"3.4.23\",\"etcdcluster\":\"3.4.0\"}");
+    free(s);
+    jw_init(&w, 1 << 16);
+    v3_render_health(&w, true);
+    s = jw_take(&w, NULL);
+    CHECK_STR(s, "{\"health\":\"true\"}");
+    free(s);
+}
+
 int main(void)
 {
     mvcc_arena_init(&A, 0);
@@ -209,6 +248,7 @@ int main(void)
     RUN(limits);
     RUN(rendering_is_exact);
     RUN(duplicate_keys_as_etcd_check_intervals);
+    RUN(cluster_status_version_health);
     mvcc_arena_free(&A);
     return check_done();
 }
