@@ -162,7 +162,10 @@ size_t mvcc_key_count(const mvcc *s); /* keys in the index, tombstoned ones incl
 
 /* Read: returns MVCC_OK or an error (compacted/future revision, nomem). */
 int mvcc_range(mvcc *s, const mvcc_range_req *req, mvcc_arena *a, mvcc_op_resp *resp);
-/* Write: one put / delete range / txn as one transaction (all or nothing). */
+/* Write: one put / delete range / txn as one transaction (all or nothing: every check
+ * that can fail runs before the first change). The one exception is MVCC_ERR_NOMEM from
+ * inside the apply: the state may then be partly changed and differ from the other
+ * members, so the server must treat it as fatal (stop, restart from snapshot + log). */
 int mvcc_write(mvcc *s, const mvcc_op *op, mvcc_arena *a, mvcc_op_resp *resp);
 /* Compaction at rev: MVCC_ERR_COMPACTED if rev <= current compaction, FUTURE_REV if
  * rev > current revision. */

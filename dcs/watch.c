@@ -211,8 +211,17 @@ static void on_events(void *arg, int64_t rev, const mvcc_event *evs, size_t n)
 {
     watch_hub *h = arg;
     const mvcc_event **sel = malloc(n * sizeof(const mvcc_event *));
-    if (!sel)
-        return; /* watchers then see a gap: mark all unsynced below */
+    if (!sel) {
+        /* no memory to dispatch: every synced watcher replays this revision from
+         * history later instead of missing it */
+        for (watch_stream *st = h->streams; st; st = st->next)
+            for (watcher *w = st->watchers; w; w = w->next)
+                if (w->synced) {
+                    w->synced = false;
+                    w->next_rev = rev > w->next_rev ? rev : w->next_rev;
+                }
+        return;
+    }
     for (watch_stream *st = h->streams; st; st = st->next) {
         bool queued = false;
         for (watcher *w = st->watchers; w; w = w->next) {
