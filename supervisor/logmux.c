@@ -617,9 +617,12 @@ void logmux_free(struct logmux *mux)
         return;
     if (mux->saved_flags >= 0)
         fcntl(mux->fd, F_SETFL, mux->saved_flags); /* blocking again: write out the rest */
-    if (mux->self.dropped_lines && !mux->dead)
-        report_drops(mux, &mux->self);
     logmux_flush(mux);
+    if (mux->self.dropped_lines && !mux->dead) {
+        /* Room again after the flush: the last word is how much was lost. */
+        report_drops(mux, &mux->self);
+        logmux_flush(mux);
+    }
     if (mux->first)
         drop_all_queued(mux);
     free(mux->spare);
