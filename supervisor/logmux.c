@@ -620,6 +620,7 @@ void logmux_free(struct logmux *mux)
     logmux_flush(mux);
     if (mux->self.dropped_lines && !mux->dead) {
         /* Room again after the flush: the last word is how much was lost. */
+        clock_read(mux);
         report_drops(mux, &mux->self);
         logmux_flush(mux);
     }
