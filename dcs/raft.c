@@ -1079,8 +1079,13 @@ static int step_inner(raft *r, const raft_msg *m)
         if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE) {
             /* leader stickiness: a member that recently heard from a leader ignores
              * campaigns (removed or partitioned members cannot disrupt) */
-            bool in_lease = r->cfg.check_quorum && r->leader != 0 &&
-                            r->election_elapsed < r->cfg.election_ticks;
+            /* With leases, so does a member that (re)started less than an election
+             * timeout ago: it may have acknowledged a leader just before going down, and
+             * that leader's lease counts on this member's stickiness. (Costs up to one
+             * election timeout of availability after a start, hence only with leases.) */
+            bool in_lease = r->cfg.check_quorum &&
+                            ((r->leader != 0 && r->election_elapsed < r->cfg.election_ticks) ||
+                             (r->cfg.lease_read && r->ticks < r->cfg.election_ticks));
             if (in_lease && !m->transfer)
                 return 0;
         }

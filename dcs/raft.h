@@ -60,11 +60,14 @@
  * Leader-lease option (cfg.lease_read, requires check_quorum): the leader answers at once
  * without the heartbeat round, as long as a majority acknowledged it within the last
  * election timeout. CLOCK ASSUMPTION: correct only if no member's tick runs more than
- * (election_ticks / (election_ticks - heartbeat)) times faster than the leader's, because
+ * election_ticks / (election_ticks - 1) times faster than the leader's (the lease lasts
+ * election_ticks - 1 of the leader's ticks), because
  * followers refuse votes for election_ticks after hearing from the leader (leader
  * stickiness) and the leader's lease is counted in its own ticks, from the moment it SENT
  * the heartbeat a majority acknowledged. A leadership transfer voids the lease for the rest
- * of the term (the transferee's campaign overrides stickiness). Off by default.
+ * of the term (the transferee's campaign overrides stickiness), and a member that restarts
+ * refuses votes for its first election timeout (it may have acknowledged the leader just
+ * before going down). Every member must use the same lease_read setting. Off by default.
  *
  * Membership: the configuration in force on a member is the latest configuration entry in
  * its log, committed or not (Raft thesis §4.1). The leader accepts one change at a time

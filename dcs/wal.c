@@ -767,16 +767,18 @@ int wal_release(wal *w, uint64_t snap_index)
     if (!k)
         return 0;
     int rc = 0;
-    for (size_t i = 0; i < k && !rc; i++) {
+    size_t done = 0; /* oldest first, so a failure never leaves a hole in the middle */
+    for (; done < k && !rc; done++) {
         char path[PATH_MAX_LEN + 64];
-        seg_path(w, w->segs[i].seq, "", path, sizeof(path));
+        seg_path(w, w->segs[done].seq, "", path, sizeof(path));
         rc = w->fs->unlink(w->fs->ctx, path);
+        if (rc)
+            break;
     }
-    memmove(w->segs, w->segs + k, (w->n_segs - k) * sizeof(*w->segs));
-    w->n_segs -= k;
-    if (!rc)
-        rc = w->fs->sync_dir(w->fs->ctx, w->dir);
-    return rc;
+    memmove(w->segs, w->segs + done, (w->n_segs - done) * sizeof(*w->segs));
+    w->n_segs -= done;
+    int rc2 = done ? w->fs->sync_dir(w->fs->ctx, w->dir) : 0;
+    return rc ? rc : rc2;
 }
 
 uint64_t wal_sync_count(const wal *w)

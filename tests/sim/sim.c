@@ -64,6 +64,7 @@ typedef struct node {
     /* leader append-only tracking */
     uint64_t la_term, la_last, la_lterm;
     uint64_t snap_every;
+    size_t incarnation; /* tick events of an earlier life are ignored */
 } node;
 
 typedef struct cm_rec {
@@ -665,7 +666,10 @@ static void node_start(sim *s, node *n)
     n->up = true;
     trace(s, "node %d START term %" PRIu64 " last %" PRIu64 " commit %" PRIu64, n->id,
           raft_term(n->r), raft_last_index(n->r), raft_commit_index(n->r));
-    ev_push(s, s->now + below(s, n->tick_period) + 1, EV_TICK, n->id, NULL, 0);
+    /* one tick chain per life: a restart before the old chain's next tick must not leave
+     * two chains running (that would double this member's clock rate) */
+    n->incarnation++;
+    ev_push(s, s->now + below(s, n->tick_period) + 1, EV_TICK, n->id, NULL, n->incarnation);
 }
 
 /* ---------------------------------------------------------------- invariants */
@@ -985,12 +989,12 @@ static int run_seed(uint64_t seed, int verbose, bool summary)
         switch (e.type) {
         case EV_TICK: {
             node *n = &s->nodes[e.node];
-            if (!n->up)
+            if (!n->up || e.len != n->incarnation)
                 break;
             raft_tick(n->r);
             node_drain(s, n);
             if (n->up)
-                ev_push(s, s->now + n->tick_period, EV_TICK, n->id, NULL, 0);
+                ev_push(s, s->now + n->tick_period, EV_TICK, n->id, NULL, n->incarnation);
             break;
         }
         case EV_DELIVER:
@@ -1105,7 +1109,7 @@ static int bench(uint64_t entries)
             node *n = &s->nodes[e.node];
             raft_tick(n->r);
             node_drain(s, n);
-            ev_push(s, s->now + n->tick_period, EV_TICK, n->id, NULL, 0);
+            ev_push(s, s->now + n->tick_period, EV_TICK, n->id, NULL, n->incarnation);
         } else if (e.type == EV_DELIVER) {
             deliver(s, &e);
         }
@@ -1137,7 +1141,7 @@ static int bench(uint64_t entries)
             node *n = &s->nodes[e.node];
             raft_tick(n->r);
             node_drain(s, n);
-            ev_push(s, s->now + n->tick_period, EV_TICK, n->id, NULL, 0);
+            ev_push(s, s->now + n->tick_period, EV_TICK, n->id, NULL, n->incarnation);
         }
         free(e.buf);
     }
