@@ -394,6 +394,7 @@ static void refuse(session *s)
             list_remove(&r->lsn[s->lsn].held, s, &r->lsn[s->lsn].held_tail);
             r->lsn[s->lsn].fe.qcur--;
         }
+        s->state = S_NEW; /* on no list now: a failure below closes it plainly */
         detach_backend(s);
         if (recv(s->cfd, req, sizeof(req), MSG_DONTWAIT) == (ssize_t)sizeof(req) &&
             send(s->cfd, "N", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {

@@ -536,6 +536,42 @@ TEST(connection_limit_and_idle_timeout)
     teardown();
 }
 
+TEST(refusal_speaks_postgres)
+{
+    lazy = 1; /* the refusal happens at the first packet */
+    setup(0, 0, NULL);
+    lazy = 0;
+    set_primary(-1);
+    /* plain startup packet: FATAL ErrorResponse, then EOF */
+    static const char startup[] = "\0\0\0\x10\0\x03\0\0user\0x\0\0";
+    int c = client(PRIMARY_PORT);
+    PUMP_UNTIL(R.lsn[LSN_PRIMARY].waiting.count == 1, 2000);
+    CHECK(send(c, startup, 16, MSG_NOSIGNAL) == 16);
+    reset_rx();
+    PUMP_UNTIL(closed(c), 2000);
+    CHECK(reof);
+    CHECK(rlen > 10 && rbuf[0] == 'E');
+    CHECK(memmem(rbuf, rlen, "no primary available", 20) != NULL);
+    close(c);
+    /* SSLRequest first: 'N', then the FATAL after the startup packet */
+    static const char sslreq[] = "\0\0\0\x08\x04\xd2\x16\x2f";
+    c = client(PRIMARY_PORT);
+    PUMP_UNTIL(R.lsn[LSN_PRIMARY].waiting.count == 1, 2000);
+    CHECK(send(c, sslreq, 8, MSG_NOSIGNAL) == 8);
+    reset_rx();
+    PUMP_UNTIL(got(c, 1), 2000);
+    CHECK_EQ_INT(rlen, 1);
+    CHECK_EQ_INT(rbuf[0], 'N');
+    CHECK(send(c, startup, 16, MSG_NOSIGNAL) == 16);
+    PUMP_UNTIL(closed(c), 2000);
+    CHECK(reof);
+    CHECK(rlen > 10 && rbuf[1] == 'E');
+    CHECK_EQ_INT(R.lsn[LSN_PRIMARY].fe.denied, 2);
+    CHECK_EQ_INT(R.sessions_total_cur, 0);
+    close(c);
+    teardown();
+}
+
 static void raise_nofile(void)
 {
     struct rlimit rl;
@@ -657,6 +693,7 @@ int main(void)
     RUN(half_close_both_ways_splice);
     RUN(connect_failure_is_refused_and_counted);
     RUN(connection_limit_and_idle_timeout);
+    RUN(refusal_speaks_postgres);
     RUN(ten_thousand_idle_clients);
     RUN(four_thousand_proxied_sessions);
     return check_done();
