@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/controldata.h"
 #include "agent/pgfiles.h"
 #include "log.h"
 
@@ -1295,7 +1296,7 @@ static void decide_and_act(agent *a)
     in.cluster_optime = a->optime;
     in.maximum_lag_on_failover = a->dyn.maximum_lag_on_failover;
     in.data_empty = pgfiles_data_empty(a->cfg.data_dir);
-    in.sysid = a->st.sysid;
+    in.sysid = a->st.sysid[0] ? a->st.sysid : a->data_sysid;
     in.pg_process = a->pg != NULL;
     in.pg_running = a->pg_running && a->st.valid;
     in.pg_primary = in.pg_running && !a->st.in_recovery;
@@ -1619,6 +1620,62 @@ static void watch_start(agent *a)
         evloop_timer_start(a->loop, 500, on_watch_timer, a);
 }
 
+/* ---------------- pg_controldata ---------------- */
+
+typedef void (*controldata_cb)(agent *a, const pg_controldata *c); /* c NULL: failed */
+typedef struct cd_req {
+    agent *a;
+    controldata_cb cb;
+} cd_req;
+
+static void on_controldata(proc *p, int status, const char *out, void *arg)
+{
+    cd_req *r = arg;
+    pg_controldata c;
+    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && controldata_parse(out, &c) == 0;
+    if (!ok)
+        log_warn("pg_controldata failed or printed something unexpected (status %d)", status);
+    r->cb(r->a, ok ? &c : NULL);
+    free(r);
+}
+
+static int run_controldata(agent *a, controldata_cb cb)
+{
+    cd_req *r = malloc(sizeof(*r));
+    if (!r)
+        return -1;
+    r->a = a;
+    r->cb = cb;
+    char bin[512];
+    snprintf(bin, sizeof(bin), "%s/pg_controldata", a->cfg.bin_dir);
+    char *argv[] = {bin, "-D", a->cfg.data_dir, NULL};
+    /* LC_ALL=C.UTF-8 (proc's environment) keeps the labels in English */
+    proc_opts o = {.log_prefix = "pg_controldata", .uid = a->uid, .gid = a->gid, .quiet = 1};
+    if (!proc_spawn(a->loop, argv, &o, on_controldata, r)) {
+        free(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* Startup: the data dir's identity and last role come from pg_control itself, so a data dir
+ * that last ran as a primary is rewound before following even if the marker file beside
+ * it was lost (e.g. a restored volume), and the system id is checked before starting. */
+static void on_startup_controldata(agent *a, const pg_controldata *c)
+{
+    set_busy(a, NULL);
+    if (c) {
+        snprintf(a->data_sysid, sizeof(a->data_sysid), "%s", c->sysid);
+        if (controldata_was_primary(c) && !a->needs_rewind) {
+            log_info("pg_control says the data directory last ran as a primary (%s, timeline "
+                     "%d): it will be rewound before following another leader",
+                     c->state, c->timeline);
+            a->needs_rewind = 1;
+        }
+    }
+    agent_wake(a);
+}
+
 /* ---------------- shutdown ---------------- */
 
 static void on_stop_released(const etcd_result *r, void *arg)
@@ -1630,15 +1687,43 @@ static void on_stop_released(const etcd_result *r, void *arg)
 
 static void on_stop_poll(evloop *loop, void *arg);
 
+static void on_stop_status(const etcd_result *r, void *arg)
+{
+    agent *a = arg;
+    if (!r->ok)
+        log_warn("could not write the final status key: %s", r->error ? r->error : "?");
+    release_leader(a, on_stop_released);
+}
+
+/* The leader's postgres is down: publish its shutdown checkpoint as status.optime (Patroni
+ * does the same), so the replicas' race knows exactly how far the old primary got. */
+static void on_stop_controldata(agent *a, const pg_controldata *c)
+{
+    if (!c || !a->dcs_ok) {
+        release_leader(a, on_stop_released);
+        return;
+    }
+    char st[64], k[512];
+    snprintf(st, sizeof(st), "{\"optime\":%" PRId64 "}", c->checkpoint_lsn);
+    key(a, "status", k, sizeof(k));
+    log_info("shutdown checkpoint at %" PRId64 " (timeline %d): writing status before releasing "
+             "the leader key",
+             c->checkpoint_lsn, c->timeline);
+    if (etcd_put(a->etcd, k, strlen(k), st, strlen(st), 0, dcs_timeout(a), on_stop_status, a) != 0)
+        release_leader(a, on_stop_released);
+}
+
 static void stop_continue(agent *a)
 {
     if (a->pg) {
         evloop_timer_start(a->loop, 50, on_stop_poll, a);
         return;
     }
-    if (a->am_leader) {
+    if (a->am_leader && !a->stop_optime_done) {
         /* status.optime = shutdown checkpoint, then delete the key: replicas race now */
-        release_leader(a, on_stop_released);
+        a->stop_optime_done = 1;
+        if (run_controldata(a, on_stop_controldata) != 0)
+            release_leader(a, on_stop_released);
         return;
     }
     evloop_stop(a->loop);
@@ -1741,6 +1826,11 @@ int agent_main(const char *config_path)
              "retry_timeout %d)",
              AGENT_PATRONI_VERSION, a->cfg.scope, a->cfg.name, a->cfg.etcd_hosts[0], a->dyn.ttl,
              a->dyn.loop_wait, a->dyn.retry_timeout);
+    if (!pgfiles_data_empty(a->cfg.data_dir)) {
+        set_busy(a, "reading pg_controldata");
+        if (run_controldata(a, on_startup_controldata) != 0)
+            set_busy(a, NULL);
+    }
     watch_start(a);
     cycle_start(a);
     evloop_run(a->loop);

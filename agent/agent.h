@@ -73,6 +73,7 @@ typedef struct agent {
     proc *pg;
     int pg_stop_requested;
     pg_status st;
+    char data_sysid[32]; /* from pg_controldata (also when postgres is not running) */
     int pg_running;
     int needs_rewind;
     int busy; /* async action in flight */
@@ -101,6 +102,7 @@ typedef struct agent {
     etcd_watch *watch;
 
     int stopping;
+    int stop_optime_done; /* leader shutdown: final status written (or given up) */
     int exit_code;
 } agent;
 

@@ -23,8 +23,12 @@ for n in 0 1 2; do
 done
 # more writes on the new timeline, then the old primary comes back
 psql_n "$N" "CREATE TABLE after_failover AS SELECT generate_series(1,100) AS id" >/dev/null
+# Without the marker file the agent keeps beside the data dir, pg_control alone must tell
+# that this data dir last ran as a primary (state "in production" after kill -9).
+rm -f "$T/pg-$O/data.was-primary"
 node_start "$O"
 check "old primary $OLD rejoins as a streaming replica" wait_until 60 streaming "$O"
+check "old primary knew from pg_control that it was a primary" grep -q 'pg_control says the data directory last ran as a primary' "$T/pg-$O.log"
 check "old primary ran pg_rewind before following" grep -q 'pg_rewind done' "$T/pg-$O.log"
 check "old primary has the rows written after the failover" \
   wait_until 20 bash -c "[ \"\$(PGPASSWORD=$SUPERPASS $PGBIN/psql -X -At -h $(node_ip "$O") -U postgres -d postgres -c 'SELECT count(*) FROM after_failover' 2>/dev/null)\" = 100 ]"

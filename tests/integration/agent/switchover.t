@@ -18,6 +18,8 @@ NEW=$(dcs_leader); N=$(node_of "$NEW")
 check "the probe writes to the new primary $NEW" wait_until 20 probe_acked_by "$(node_ip "$N")"
 t_ok=$(grep " $(node_ip "$N") ok\$" "$T/probe.out" | head -1 | awk '{print $2}')
 diag "first write on the new primary $((t_ok - t_term)) ms after SIGTERM"
+check "the old primary published its shutdown checkpoint, then released the key" \
+  grep -q 'shutdown checkpoint at .*writing status before releasing the leader key' "$T/pg-$O.log"
 check "the old primary's log shows the key released" grep -q 'leader key released' "$T/pg-$O.log"
 node_start "$O"
 check "old primary $OLD rejoins as a streaming replica" wait_until 60 streaming "$O"
