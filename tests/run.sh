@@ -13,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 logs=build/test-logs
-rm -rf "$logs"; mkdir -p "$logs"
+mkdir -p "$logs" # per-test files are overwritten; concurrent runs of other tests keep theirs
 filter=${TEST_FILTER:-}
 default_timeout=${TEST_TIMEOUT:-600}
 passed=0 failed=0 skipped=0
