@@ -325,7 +325,7 @@ while time.monotonic() - t0 < 4 and closed_at is None:
 slow.close()
 ok(closed_at is not None and 0.9 <= closed_at <= 2.0 and answer.startswith(b"HTTP/1.1 408 "),
    f"slowloris dropped at the header timeout ({closed_at}s) with 408", answer)
-ok(len(served) >= 4 and max(served) < 0.1,
+ok(len(served) >= 4 and max(served) < 0.25,
    f"other clients served promptly meanwhile ({len(served)} requests, max {max(served or [9]):.3f}s)")
 
 # Idle keep-alive connection closed after the idle timeout (1.5 s).
