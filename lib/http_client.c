@@ -24,10 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 1000
 #define DEFAULT_MAX_BODY           ((size_t)4 * 1024 * 1024)
 #define MAX_CACHED_CONNECTIONS     32
+#define MAX_HEADER_BYTES           16384 /* response header lines kept per request */
 
 struct http_client_req {
     http_client *cli;
@@ -39,6 +41,8 @@ struct http_client_req {
     void *arg;
     char *body;
     size_t body_len, body_cap, max_body;
+    char *hdrs;
+    size_t hdrs_len;
     int overflow;     /* buffered body exceeded max_body */
     int data_aborted; /* on_data returned -1 */
     int cancelled;    /* marked from inside curl; removed afterwards */
@@ -79,6 +83,7 @@ static void req_destroy(http_client_req *r)
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
     free(r->body);
+    free(r->hdrs);
     free(r);
 }
 
@@ -180,6 +185,8 @@ static void finish(http_client *c, http_client_req *r, CURLcode code)
     res.body_len = res.status ? r->body_len : 0;
     if (!res.status)
         res.body = "";
+    res.headers = r->hdrs && res.status ? r->hdrs : "";
+    res.headers_len = res.status ? r->hdrs_len : 0;
     http_client_done_cb done = r->done;
     void *arg = r->arg;
     /* Detach first: the callback may start new requests or cancel others. */
@@ -192,6 +199,7 @@ static void finish(http_client *c, http_client_req *r, CURLcode code)
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
     free(r->body);
+    free(r->hdrs);
     free(r);
 }
 
@@ -285,6 +293,58 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* One header line per call, status lines included. A status line starts a new response
+ * (after "100 Continue" or a 1xx), so the kept lines are the final response's. */
+static size_t header_cb(char *ptr, size_t size, size_t nitems, void *userdata)
+{
+    http_client_req *r = userdata;
+    size_t n = size * nitems;
+    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+        r->hdrs_len = 0;
+        if (r->hdrs)
+            r->hdrs[0] = '\0';
+        return n;
+    }
+    if (n <= 2 || r->hdrs_len + n + 1 > MAX_HEADER_BYTES)
+        return n; /* the blank line, or beyond the bound: not kept */
+    if (!r->hdrs) {
+        r->hdrs = malloc(MAX_HEADER_BYTES);
+        if (!r->hdrs)
+            return n;
+    }
+    memcpy(r->hdrs + r->hdrs_len, ptr, n);
+    r->hdrs_len += n;
+    r->hdrs[r->hdrs_len] = '\0';
+    return n;
+}
+
+int http_client_result_header(const http_client_result *res, const char *name, char *out,
+                              size_t outsz)
+{
+    size_t nlen = strlen(name);
+    const char *p = res->headers, *end = res->headers + res->headers_len;
+    while (p && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        const char *colon = memchr(p, ':', (size_t)(le - p));
+        if (colon && (size_t)(colon - p) == nlen && strncasecmp(p, name, nlen) == 0) {
+            const char *v = colon + 1, *ve = le;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            size_t vl = (size_t)(ve - v);
+            if (vl + 1 > outsz)
+                return -2;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return (int)vl;
+        }
+        p = eol ? eol + 1 : end;
+    }
+    return -1;
+}
+
 /* ---- public ---- */
 
 http_client *http_client_new(evloop *loop)
@@ -373,6 +433,8 @@ http_client_req *http_client_request(http_client *c, const char *url, const http
     ok &= curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, r) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_HEADERDATA, r) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK;

@@ -21,6 +21,10 @@ typedef struct http_client_result {
     const char *body;  /* NUL-terminated (empty when streamed) */
     size_t body_len;
     double total_seconds;
+    /* Header lines of the final response, "Name: value\r\n" each (no status line), ""
+     * when none; at most 16 KiB are kept. Read them with http_client_result_header. */
+    const char *headers;
+    size_t headers_len;
 } http_client_result;
 
 typedef void (*http_client_done_cb)(const http_client_result *res, void *arg);
@@ -45,6 +49,12 @@ void http_client_free(http_client *c);
 /* Starts a request; NULL only on allocation/setup failure. */
 http_client_req *http_client_request(http_client *c, const char *url, const http_client_opts *opts,
                                      http_client_done_cb done, void *arg);
+/* Value of response header `name` (case-insensitive, first occurrence, surrounding
+ * whitespace trimmed) into out. Returns its length, -1 when absent, -2 when it does not
+ * fit. Valid inside the done callback. */
+int http_client_result_header(const http_client_result *res, const char *name, char *out,
+                              size_t outsz);
+
 /* Aborts a pending request; its done callback does not run. */
 void http_client_cancel(http_client *c, http_client_req *req);
 

@@ -111,6 +111,8 @@ static void handler(http_conn *c, const http_request *req, void *arg)
 /* ---- helpers ---- */
 
 struct outcome {
+    char x_method[32];
+    int x_method_len;
     int done;
     int status;
     char error[256];
@@ -128,6 +130,7 @@ static void on_done(const http_client_result *res, void *arg)
     o->body_len = res->body_len;
     snprintf(o->body, sizeof(o->body), "%s", res->body);
     o->at_ms = evloop_update_now(loop);
+    o->x_method_len = http_client_result_header(res, "x-METHOD", o->x_method, sizeof(o->x_method));
 }
 
 /* Runs the loop until *flag != 0 or timeout_ms passes; returns the flag. */
@@ -163,6 +166,7 @@ TEST(get_status_and_body)
     CHECK_EQ_INT(o.status, 200);
     CHECK_STR(o.body, "hello world\n");
     CHECK_EQ_INT(o.body_len, 12);
+    CHECK_EQ_INT(o.x_method_len, -1);
     snprintf(url, sizeof(url), "%s/missing", base);
     fetch(url, NULL, &o);
     CHECK_EQ_INT(o.status, 404);
@@ -179,6 +183,9 @@ TEST(methods_headers_body)
     fetch(url, &opts, &o);
     CHECK_EQ_INT(o.status, 200);
     CHECK_STR(o.body, "{\"a\":1}");
+    /* Response headers are readable. */
+    CHECK_EQ_INT(o.x_method_len, 3);
+    CHECK_STR(o.x_method, "PUT");
     snprintf(url, sizeof(url), "%s/method", base);
     const char *methods[] = {"GET", "POST", "DELETE", "OPTIONS"};
     for (size_t i = 0; i < 4; i++) {
@@ -411,6 +418,24 @@ TEST(connection_reuse)
         CHECK_STR(chain_peer[i], chain_peer[0]);
 }
 
+TEST(result_header_lookup)
+{
+    static const char h[] = "Content-Type: text/plain\r\nX-Two:  two words \t\r\nX-Empty:\r\n"
+                            "x-two: second\r\n";
+    http_client_result res = {.status = 200, .headers = h, .headers_len = sizeof(h) - 1};
+    char out[16];
+    CHECK_EQ_INT(http_client_result_header(&res, "x-two", out, sizeof(out)), 9);
+    CHECK_STR(out, "two words");
+    CHECK_EQ_INT(http_client_result_header(&res, "CONTENT-TYPE", out, sizeof(out)), 10);
+    CHECK_STR(out, "text/plain");
+    CHECK_EQ_INT(http_client_result_header(&res, "x-empty", out, sizeof(out)), 0);
+    CHECK_STR(out, "");
+    CHECK_EQ_INT(http_client_result_header(&res, "x-tw", out, sizeof(out)), -1);
+    CHECK_EQ_INT(http_client_result_header(&res, "x-two", out, 9), -2);
+    http_client_result none = {.status = 0, .headers = "", .headers_len = 0};
+    CHECK_EQ_INT(http_client_result_header(&none, "x-two", out, sizeof(out)), -1);
+}
+
 TEST(refused_connection)
 {
     struct outcome o;
@@ -543,6 +568,7 @@ int main(void)
     RUN(stream_abort_and_cancel_from_callback);
     RUN(body_bound);
     RUN(connection_reuse);
+    RUN(result_header_lookup);
     RUN(refused_connection);
     if (py == 0) {
         RUN(python_peer);
