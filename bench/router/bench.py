@@ -285,7 +285,8 @@ def main():
                     if m in pids and ntx:
                         cpu[(m, select_only)].append((cpu_s(pids[m]) - c0) / ntx * 1e6)
                         us = f"  proxy CPU {cpu[(m, select_only)][-1]:.2f} us/tx"
-                    log(f"# rep {rep + 1} {'select-only' if select_only else 'tpc-b'} {m:12s} {t:10.1f} tps{us}")
+                    log(f"# rep {rep + 1} {'select-only' if select_only else 'tpc-b'} {m:12s} {t:10.1f} tps{us}"
+                        f"  (load {os.getloadavg()[0]:.1f})")
         for (m, s), v in tps.items():
             results[f"tps_{'S' if s else 'tpcb'}_{m}"] = statistics.median(v) if v else 0
         for (m, s), v in cpu.items():
@@ -405,6 +406,9 @@ def report(r):
     def ratio(a, b):
         return a / b if b else float("nan")
     log("\n== appliance-router vs HAProxy 2.6, same host, same run")
+    log("note: TPS ratios are only meaningful on an otherwise idle host. Under foreign load a single"
+        " event loop gets one CPU share while HAProxy's two threads get two; proxy CPU per transaction"
+        " is the load-robust figure.")
     log(f"pgbench: 8 clients, -j 2, {SECS} s, {REPS} interleaved repetitions, medians (tps)")
     for kind, goal_direct in (("S", 0.90), ("tpcb", 0.92)):
         if not r.get(f"tps_{kind}_direct"):
