@@ -7,7 +7,7 @@
 # command. SIM_SEEDS / SIM_SAN_SEEDS override the counts (CI: 20,000 fast + 3,000 ASan).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-fast=build/sim/raft-sim-fast san=build/sim/raft-sim
+fast=build/sim/raft-sim-fast san=build/sim/raft-sim crash=build/sim/wal-crash
 n=0
 t() { # description command...
   local d=$1; shift
@@ -21,11 +21,13 @@ t() { # description command...
     echo "$out" | tail -20 | sed 's/^/# /'
   fi
 }
-for b in $fast $san; do
+for b in $fast $san $crash; do
   [ -x "$b" ] || { echo "not ok 1 - $b not built (make test-bins)"; echo "1..1"; exit 1; }
 done
 t "${SIM_SEEDS:-20000} seeds, optimised build" $fast --seeds 1 "${SIM_SEEDS:-20000}"
 t "${SIM_SAN_SEEDS:-3000} seeds under ASan+UBSan" $san --seeds 1000001 "${SIM_SAN_SEEDS:-3000}"
+t "WAL + snapshot files: power lost at every disk operation of a workload, 16 torn-write outcomes each" \
+  $crash 16
 # Same seed, same run: the trace of a seed must be byte-identical twice.
 n=$((n + 1))
 a=$($fast --seed 4242 -v | md5sum) b=$($fast --seed 4242 -v | md5sum)
