@@ -634,9 +634,14 @@ static int do_update(v2_store *s, const v2_request *q, const char *path, bool ca
     }
     if (expiry_set(s, n, expire_time(q)))
         return -1;
-    n->modified = next;
+    /* etcd's node.Write refuses directories silently: a dir keeps its modifiedIndex, while
+     * the event still reports the new index */
+    if (!n->dir)
+        n->modified = next;
     s->index = next;
     res->node = out_copy(a, n, q->time_ms);
+    if (res->node)
+        res->node->modified_index = next;
     res->prev_node = prev;
     ok(s, res, cas ? A_CAS : A_UPDATE, 200);
     /* a refresh only moves the TTL: recorded, but watchers are not woken (etcd) */

@@ -345,8 +345,11 @@ def run_v2(drv, lines):
             if key == "expiration":
                 return "<time>"
             if key == "cause" and side == 0:  # "[prevIndex != modifiedIndex]"
+                # the given prevIndex is shifted too when the request used INDEX
+                shift_given = offset if "INDEX" in target else 0
                 return re.sub(r"\[(\d+) != (\d+)\]",
-                              lambda m: "[%s != %d]" % (m.group(1), int(m.group(2)) - offset), x)
+                              lambda m: "[%d != %d]" % (int(m.group(1)) - shift_given,
+                                                        int(m.group(2)) - offset), x)
             return x
 
         def unsorted(x):  # etcd lists a directory in Go map order: compare as a set
