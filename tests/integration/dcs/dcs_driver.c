@@ -9,8 +9,11 @@
  *                          N = 1, 2, ... in order, and feeds it the request messages)
  *     WATCHREAD N         (everything stream N has to send now, as a JSON array)
  * and prints one line per request: "STATUS BODY" for v3, "STATUS INDEX BODY" for v2
- * (INDEX = X-Etcd-Index). Every write goes the way the server will send it: parsed
- * request -> store command -> binary encoding -> decode -> apply -> rendered response. */
+ * (INDEX = X-Etcd-Index). Before each request the driver does what the Raft leader will:
+ * leases past their deadline (lessor_expired on the monotonic clock) and v2 keys past
+ * their expiration (wall clock) are expired through LEASE_EXPIRE / V2 EXPIRE commands. Every write
+ * goes the way the server will send it: parsed request -> store command -> binary encoding ->
+ * decode -> apply -> rendered response. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +140,35 @@ static void do_v2(dcs_store *st, const char *method, const char *target, const c
     mvcc_arena_free(&a);
 }
 
+/* The leader's duty, run before every request: propose expiry of what is due. */
+static void expire_due(dcs_store *st)
+{
+    mvcc_arena a;
+    mvcc_arena_init(&a, 0);
+    int64_t ids[64];
+    size_t n = lessor_expired(mvcc_lessor(st->kv), mono_ms(), ids, 64);
+    for (size_t i = 0; i < n; i++) {
+        store_cmd c;
+        memset(&c, 0, sizeof(c));
+        c.type = STORE_CMD_LEASE_EXPIRE;
+        c.lease_id = ids[i];
+        store_result r;
+        apply_cmd(st, &c, &a, &r);
+    }
+    int64_t next = v2_store_next_expiry(st->v2), now = wall_ms();
+    if (next && next <= now) {
+        store_cmd c;
+        memset(&c, 0, sizeof(c));
+        c.type = STORE_CMD_V2;
+        c.v2.method = V2_EXPIRE;
+        c.v2.prev_exist = -1;
+        c.v2.time_ms = now;
+        store_result r;
+        apply_cmd(st, &c, &a, &r);
+    }
+    mvcc_arena_free(&a);
+}
+
 #define MAX_STREAMS 32
 static watch_hub *hub;
 static watch_stream *streams[MAX_STREAMS];
@@ -238,6 +270,7 @@ int main(void)
             line[--n] = 0;
         if (n == 0 || line[0] == '#')
             continue;
+        expire_due(st);
         if (strcmp(line, "SNAPSHOT") == 0) {
             uint8_t *buf;
             size_t len;

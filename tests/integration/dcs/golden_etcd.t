@@ -206,6 +206,28 @@ def run_v3(drv, lines):
             "\n".join(diffs) + "\netcd: %s\nours: %s" % (raw_e.strip(), raw_o))
 
 
+def poll_gone(drv, method, target_e, target_o, body):
+    """Repeats a read on both sides until the key is gone (v3: no kvs; v2: error 100),
+    as lease/TTL expiry happens on each side's own clock. Returns the final answers."""
+    deadline = time.time() + 15
+    done = [None, None]
+    while time.time() < deadline and None in done:
+        if done[0] is None:
+            st, idx, raw = etcd_call(method, target_e, body)
+            j = first_json(raw) or {}
+            if ("kvs" not in j) if target_e.startswith("/v3/") else j.get("errorCode") == 100:
+                done[0] = (st, idx, raw)
+        if done[1] is None:
+            out = drv.call("%s %s %s" % (method, target_o, body))
+            parts = out.split(" ", 2) if target_o.startswith("/v2/") else out.split(" ", 1)
+            j = first_json(parts[-1]) or {}
+            if ("kvs" not in j) if target_o.startswith("/v3/") else j.get("errorCode") == 100:
+                done[1] = out
+        if None in done:
+            time.sleep(0.1)  # polling interval while waiting for the expiry condition
+    return done
+
+
 # ---------- watch streams ----------
 class EtcdWatch:
     """One /v3/watch request to etcd: the body sent at once, the chunked response read
@@ -308,9 +330,19 @@ def run_watch(drv, lines):
             tap(not diffs, "watch: stream %d sends %d messages" % (n, len(ours)),
                 "\n".join(diffs) + "\netcd: %s\nours: %s" % (json.dumps(theirs + extra), out))
             continue
+        poll = line.startswith("POLLGONE ")
+        if poll:
+            line = line[9:]
         method, target, body = (line.split(" ", 2) + [""])[:3]
-        st_e, _, raw_e = etcd_call(method, target, body)
-        out = drv.call(line)
+        if poll:
+            got_e, out = poll_gone(drv, method, target, target, body)
+            if got_e is None or out is None:
+                tap(False, "watch: %s never went away (etcd %s, ours %s)" % (line, got_e, out))
+                continue
+            st_e, _, raw_e = got_e
+        else:
+            st_e, _, raw_e = etcd_call(method, target, body)
+            out = drv.call(line)
         st_o, raw_o = out.split(" ", 1)
         je, jo = first_json(raw_e), first_json(raw_o)
         diffs = cmp_values(norm_v3(je, 0), norm_v3(jo, 1), "", {"TTL"})
@@ -368,13 +400,23 @@ def run_v2(drv, lines):
             out = drv.call(line)
             tap(out.startswith("200 "), "v2 snapshot round trip (%s)" % out)
             continue
+        poll = line.startswith("POLLGONE ")
+        if poll:
+            line = line[9:]
         method, target, body = (line.split(" ", 2) + [""])[:3]
         targets = []
         for side in (0, 1):
             targets.append(re.sub(r"INDEX([+-]\d+)", lambda m: str(last[side] + int(m.group(1))),
                                   target))
-        st_e, idx_e, raw_e = etcd_call(method, targets[0], body)
-        out = drv.call("%s %s %s" % (method, targets[1], body))
+        if poll:
+            got_e, out = poll_gone(drv, method, targets[0], targets[1], body)
+            if got_e is None or out is None:
+                tap(False, "v2 %s never went away (etcd %s, ours %s)" % (line, got_e, out))
+                continue
+            st_e, idx_e, raw_e = got_e
+        else:
+            st_e, idx_e, raw_e = etcd_call(method, targets[0], body)
+            out = drv.call("%s %s %s" % (method, targets[1], body))
         st_o, idx_o, raw_o = out.split(" ", 2)
         st_o, idx_o = int(st_o), int(idx_o)
         idx_e = int(idx_e or 0)
