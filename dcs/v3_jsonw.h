@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JW_MAX_DEPTH 64
+#define JW_MAX_DEPTH 128 /* nested txn responses: 3 levels per txn level, 16 txn levels */
 
 typedef struct jw {
     char *p;
