@@ -504,6 +504,48 @@ TEST(free_with_requests_in_flight)
     CHECK_EQ_INT(free_done_calls, 0);
 }
 
+/* The client freed from inside its own callbacks: done (with other requests in flight)
+ * and on_data. ASan reports any use after free or leak. */
+static http_client *doomed;
+static int doomed_done;
+static void free_in_done(const http_client_result *res, void *arg)
+{
+    (void)res;
+    (void)arg;
+    doomed_done++;
+    http_client_free(doomed);
+}
+static int free_in_data(const char *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    (void)arg;
+    doomed_done++;
+    http_client_free(doomed);
+    return 0;
+}
+
+TEST(free_from_inside_callbacks)
+{
+    char fast[128], slow[128], stream[128];
+    snprintf(fast, sizeof(fast), "%s/hello", base);
+    snprintf(slow, sizeof(slow), "%s/defer?ms=300", base);
+    snprintf(stream, sizeof(stream), "%s/stream", base);
+    doomed = http_client_new(loop);
+    doomed_done = 0;
+    CHECK(http_client_request(doomed, fast, NULL, free_in_done, NULL) != NULL);
+    CHECK(http_client_request(doomed, slow, NULL, free_in_done, NULL) != NULL);
+    run_for(600);
+    CHECK_EQ_INT(doomed_done, 1); /* the slow one was cancelled by the free */
+
+    doomed = http_client_new(loop);
+    doomed_done = 0;
+    http_client_opts o = {.on_data = free_in_data};
+    CHECK(http_client_request(doomed, stream, &o, free_in_done, NULL) != NULL);
+    run_for(800);
+    CHECK_EQ_INT(doomed_done, 1); /* on_data once; neither on_data nor done again */
+}
+
 /* ---- setup ---- */
 
 static pid_t py_pid;
@@ -578,6 +620,7 @@ int main(void)
         printf("not ok %d - python_peer: py_server.py did not start\n", check_number);
     }
     RUN(free_with_requests_in_flight);
+    RUN(free_from_inside_callbacks);
     http_client_free(cli);
     http_server_free(srv);
     evloop_free(loop);
