@@ -3,7 +3,11 @@
  * JSON, other agents' REST API), the router (health checks, DCS watch) and appliancectl.
  *
  * Every request has a timeout; bodies kept in memory are bounded. The done callback runs
- * exactly once per request unless the request was cancelled first. */
+ * exactly once per request unless the request was cancelled first. A request handle is
+ * valid until its done callback starts or it is cancelled. Starting requests, cancelling
+ * and http_client_free are allowed from inside done and on_data callbacks. Proxy
+ * environment variables are ignored; "Expect: 100-continue" is never sent. Free the
+ * client before its loop. */
 #ifndef APPLIANCE_HTTP_CLIENT_H
 #define APPLIANCE_HTTP_CLIENT_H
 
