@@ -1,0 +1,135 @@
+/* Shared state of the appliance-dcs server files: server_core.c (Raft drive cycle,
+ * storage, apply, leases, snapshots, forwarding) and server_http.c (the client API). */
+#ifndef APPLIANCE_DCS_SERVER_INTERNAL_H
+#define APPLIANCE_DCS_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dcs/flags.h"
+#include "dcs/raft.h"
+#include "dcs/server.h"
+#include "dcs/store_cmd.h"
+#include "dcs/transport.h"
+#include "dcs/v2_store.h"
+#include "dcs/v2_watch.h"
+#include "dcs/v3_gateway.h"
+#include "dcs/wal.h"
+#include "dcs/watch.h"
+#include "http.h"
+
+#define DCS_MAX_PENDING     4096 /* client requests waiting for Raft; more answer "too many" */
+#define DCS_SERVER_VERSION  "3.4.23"
+#define DCS_CLUSTER_VERSION "3.4.0"
+
+enum preq_kind { PQ_V3_WRITE = 1, PQ_V2_WRITE, PQ_V3_READ, PQ_KEEPALIVE };
+enum preq_state {
+    PS_WAIT_FWD = 1, /* forwarded to the leader, waiting for its index */
+    PS_WAIT_APPLY,   /* index/term known, waiting for the entry to apply */
+    PS_WAIT_READ,    /* ReadIndex asked (ctx), waiting for its index */
+    PS_READ_RETRY,   /* ReadIndex not confirmed: ask again on the next tick */
+    PS_WAIT_READ_APPLY,
+};
+
+typedef struct preq {
+    struct preq *prev, *next;
+    struct dcs_server *s;
+    http_conn *conn; /* NULL once the client is gone */
+    int kind, state;
+    mvcc_arena arena; /* the parsed request lives here */
+    v3_request v3;
+    v2_request v2;
+    uint64_t index, term; /* PS_WAIT_APPLY / read index */
+    uint64_t id;          /* forward id / read ctx */
+    int64_t deadline_ms;  /* monotonic: answer "request timed out" after it */
+    uint8_t *cmd;         /* encoded command, for a forward retry */
+    size_t cmd_len;
+} preq;
+
+typedef struct watch_conn {
+    struct watch_conn *prev, *next;
+    struct dcs_server *s;
+    http_conn *conn;
+    watch_stream *ws;
+    bool flush_scheduled;
+} watch_conn;
+
+typedef struct v2_wait {
+    struct v2_wait *prev, *next;
+    struct dcs_server *s;
+    http_conn *conn;
+    uint64_t handle;
+    mvcc_arena arena;
+} v2_wait;
+
+/* What a peer told us about itself (TRANSPORT_INFO): name and client URLs, so every
+ * member lists every member's clientURLs (Patroni discovers its endpoints from them). */
+typedef struct peer_info {
+    uint64_t id;
+    char name[DCS_MAX_STR];
+    char client_urls[DCS_MAX_URLS][DCS_MAX_STR];
+    size_t nclient;
+    bool sent; /* our info went out on the current connection */
+} peer_info;
+
+struct dcs_server {
+    evloop *loop;
+    dcs_flags f;
+    uint64_t id;
+    raft *r;
+    wal *w;
+    transport *tp;
+    http_server *http;
+    dcs_store *st;
+    watch_hub *hub;
+    v2_waiters *v2w;
+    char wal_dir[1100], snap_dir[1100];
+    ev_timer *tick_timer, *drain_timer, *flush_timer;
+    raft_entry *rx_ents; /* decode buffer for peer messages */
+    uint64_t applied, snap_index;
+    uint64_t leader;
+    int role;
+    uint64_t max_term; /* raft_term never goes backwards in headers */
+    preq *pending;     /* doubly linked, newest first */
+    size_t npending;
+    watch_conn *watches;
+    v2_wait *v2waits;
+    size_t nv2waits;
+    peer_info peers[DCS_MAX_MEMBERS]; /* indexed like f.members */
+    uint64_t next_id;
+    int64_t last_expire_ms, last_compact_ms, last_v2_expire_ms;
+    uint32_t request_timeout_ms;
+    bool stopping;
+    int64_t stop_deadline_ms;
+    bool dead; /* a disk failure: stop serving, exit non-zero */
+    /* metrics */
+    uint64_t leader_changes, proposals_ok, proposals_failed, snapshots, forwarded;
+};
+
+/* server_core.c */
+int64_t dcs_now_ms(dcs_server *s); /* monotonic */
+int64_t dcs_wall_ms(void);         /* unix ms */
+void dcs_schedule_drain(dcs_server *s);
+void dcs_header(dcs_server *s, v3_header *h);
+/* Submits an encoded store command for p (local proposal on the leader, forward on a
+ * follower); takes ownership of cmd. On immediate failure answers p and frees it. */
+void dcs_submit(dcs_server *s, preq *p, uint8_t *cmd, size_t len);
+/* Starts a linearizable read for p. */
+void dcs_read_barrier(dcs_server *s, preq *p);
+/* Forwards a lease keepalive to the leader (follower). */
+void dcs_forward_keepalive(dcs_server *s, preq *p);
+preq *preq_new(dcs_server *s, http_conn *conn, int kind);
+void preq_free(preq *p);
+
+/* server_http.c */
+int dcs_http_start(dcs_server *s, char *err, size_t errlen);
+/* Answers p from the applied result (or with an error) and frees it. */
+void dcs_answer_applied(preq *p, const store_result *res);
+void dcs_answer_error(preq *p, int grpc_code, const char *msg);
+void dcs_answer_read(preq *p);
+void dcs_answer_keepalive(preq *p, int64_t ttl);
+/* The store was replaced (snapshot install): close watches and v2 waiters. */
+void dcs_http_store_reset(dcs_server *s);
+void dcs_http_stop(dcs_server *s);
+
+#endif
