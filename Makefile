@@ -91,6 +91,7 @@ endef
 $(eval $(call program,appliance-init,init,init supervisor lib,seccomp))
 $(eval $(call program,appliance-agent,agent,agent lib,pq curl jansson yaml))
 $(eval $(call program,appliance-router,router,router lib,curl jansson yaml))
+$(eval $(call program,appliance-dcs,dcs,dcs lib,jansson))
 
 # Per-directory extras (extra test binaries, simulator, soak targets): DIR/module.mk may
 # add rules and append to TEST_BINS; it must not redefine anything above.
