@@ -11,7 +11,8 @@ build_pkgs="build-essential musl-tools musl-dev dpkg-dev gperf cmake pkg-config 
 # Real peers the tests talk to or run under: PostgreSQL, etcd 3.4, Patroni, python-etcd,
 # HAProxy; and the tools the process tests use (unshare, ip, strace).
 test_pkgs="postgresql-15 postgresql-client-15 etcd-server etcd-client patroni python3-etcd
-  haproxy util-linux iproute2 iptables procps strace curl docker-compose tini wrk catatonit"
+  haproxy util-linux iproute2 iptables procps strace curl docker-compose tini wrk catatonit
+  docker.io"
 
 case "${1:-}" in
   build) want=$build_pkgs ;;

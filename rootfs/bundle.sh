@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Writes the air-gapped install bundle: one .tar.gz holding the image tarball,
+# compose.yaml, configs/ (compose bind-mounts ./configs/init_users_dbs.sql), README.md
+# (rootfs/INSTALL.md) and SHA256SUMS. Deterministic like the image: sorted names, fixed
+# mtime/owner, gzip without name/timestamp.
+#
+# Usage: rootfs/bundle.sh IMAGE_TAR OUT.tar.gz
+set -euo pipefail
+umask 022
+IMG=${1:?usage: rootfs/bundle.sh IMAGE_TAR OUT.tar.gz}
+OUT=${2:?usage: rootfs/bundle.sh IMAGE_TAR OUT.tar.gz}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+[ -f "$IMG" ] || { echo "bundle: error: image tarball '$IMG' missing (make image)" >&2; exit 2; }
+EPOCH=${SOURCE_DATE_EPOCH:-0}
+
+stage=$(dirname "$OUT")/bundle-stage
+rm -rf "$stage"
+d=$stage/pg-appliance-bundle
+mkdir -p "$d/configs"
+cp "$IMG" "$d/pg-appliance.tar"
+install -m 0644 "$REPO/compose.yaml" "$d/compose.yaml"
+install -m 0644 "$REPO/rootfs/INSTALL.md" "$d/README.md"
+for f in "$REPO"/configs/*; do install -m 0644 "$f" "$d/configs/"; done
+chmod 0644 "$d/pg-appliance.tar"
+(cd "$d" && find . -type f ! -name SHA256SUMS | LC_ALL=C sort | sed 's|^\./||' |
+  xargs sha256sum >SHA256SUMS)
+tar --sort=name --mtime="@$EPOCH" --owner=0 --group=0 --numeric-owner --format=gnu \
+  -C "$stage" -cf - pg-appliance-bundle | gzip -n -6 >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+rm -rf "$stage"
+echo "bundle: $OUT ($(du -m "$OUT" | cut -f1) MB)" >&2
