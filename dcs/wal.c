@@ -293,62 +293,87 @@ static int rec_apply(parse_ctx *pc, const uint8_t *r, uint32_t plen, uint64_t se
     }
 }
 
-/* Parses one segment image into pc. *valid_end: offset after the last good record.
- * *torn: 1 if a torn tail was found (only allowed when is_last). */
+/* Parses one segment image into pc. *valid_end: where the log ends (after the last record
+ * that closed a batch). *torn: 1 if something after that must be discarded (only allowed
+ * in the last segment).
+ *
+ * A batch counts only when its closing record is there: a batch is all or nothing, so a
+ * hard state is never recovered without the entries written before it in the same batch,
+ * and the log always ends on a batch boundary (which the torn-tail rule below relies on).
+ * Pass 1 finds that end and decides torn tail vs. damage; pass 2 applies the records. */
 static int parse_segment(parse_ctx *pc, const uint8_t *buf, size_t len, uint64_t seq, bool is_last,
                          size_t *valid_end, int *torn, char *err, size_t errlen)
 {
-    size_t off = 0;
-    uint64_t last_batch = 0;
-    bool last_end = true, first = true;
+    size_t off = 0, cut = 0;
+    uint64_t prev_batch = 0, closed_batch = 0;
+    bool first = true, bad = false;
     char why[160];
     *torn = 0;
     while (off + REC_HDR <= len) {
         uint32_t plen;
-        if (rec_check(buf, len, off, &plen) == 0) {
-            if (rec_apply(pc, buf + off, plen, seq, first, why, sizeof(why)) < 0) {
-                snprintf(err, errlen, "offset %zu: %s", off, why);
-                return -1;
-            }
+        uint64_t b = get_u64(buf + off + 12);
+        /* batch numbers never go down: a lower one is debris of a discarded batch */
+        if (rec_check(buf, len, off, &plen) == 0 && (first || b >= prev_batch)) {
+            if (first && buf[off + 8] != REC_SEGHDR)
+                break;
             first = false;
-            last_batch = get_u64(buf + off + 12);
-            last_end = buf[off + 9] & FLAG_END;
-            if (last_batch > pc->max_batch)
-                pc->max_batch = last_batch;
+            prev_batch = b;
             off += padded(REC_HDR + plen);
+            if (buf[off - padded(REC_HDR + plen) + 9] & FLAG_END) {
+                cut = off;
+                closed_batch = b;
+            }
             continue;
         }
-        if (all_zero(buf + off, len - off))
-            break; /* the preallocated, never written rest */
-        if (!is_last || first) {
+        bad = !all_zero(buf + off, len - off);
+        break;
+    }
+    if (first || cut == 0) {
+        snprintf(err, errlen, "offset 0: segment has no complete header; refusing to continue");
+        return -1;
+    }
+    if (!bad && off < len && cut == off) {
+        /* clean end: the preallocated, never written rest */
+    } else if (cut < off || bad) {
+        size_t where = cut < off ? cut : off;
+        if (!is_last) {
             snprintf(err, errlen,
-                     "offset %zu: corrupted record in %s (CRC or header check failed); "
+                     "offset %zu: corrupted or incomplete record in a sealed segment; "
                      "refusing to continue: acknowledged data may be damaged",
-                     off, first ? "segment header" : "a sealed segment");
+                     where);
             return -1;
         }
-        /* Torn tail or damage? The batch being written when we crashed is the only one
-         * that may be incomplete; an intact record of any later batch proves this one
-         * was fsynced, i.e. acknowledged. */
-        uint64_t torn_batch = last_end ? last_batch + 1 : last_batch;
-        for (size_t q = off + 8; q + REC_HDR <= len; q += 8) {
+        /* Torn tail or damage? Only the batch after the last closed one can have been in
+         * flight (each batch is fsynced before the next is written): an intact record of
+         * any LATER batch proves that batch was fsynced, i.e. acknowledged. */
+        uint64_t in_flight = closed_batch + 1;
+        for (size_t q = cut; q + REC_HDR <= len; q += 8) {
             uint32_t l2;
-            if (rec_check(buf, len, q, &l2) == 0 && get_u64(buf + q + 12) > torn_batch) {
+            if (rec_check(buf, len, q, &l2) == 0 && get_u64(buf + q + 12) > in_flight) {
                 snprintf(err, errlen,
                          "offset %zu: corrupted record followed by intact batch %" PRIu64
                          " at offset %zu; refusing to continue: acknowledged data is damaged",
-                         off, get_u64(buf + q + 12), q);
+                         where, get_u64(buf + q + 12), q);
                 return -1;
             }
         }
         *torn = 1;
-        break;
+        if (in_flight > pc->max_batch)
+            pc->max_batch = in_flight; /* never reuse the number of the discarded batch */
     }
-    if (first) {
-        snprintf(err, errlen, "segment has no header record");
-        return -1;
+    /* pass 2: apply the complete batches */
+    for (off = 0; off < cut;) {
+        uint32_t plen = get_u32(buf + off);
+        if (rec_apply(pc, buf + off, plen, seq, off == 0, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "offset %zu: %s", off, why);
+            return -1;
+        }
+        uint64_t b = get_u64(buf + off + 12);
+        if (b > pc->max_batch)
+            pc->max_batch = b;
+        off += padded(REC_HDR + plen);
     }
-    *valid_end = off;
+    *valid_end = cut;
     return 0;
 }
 
@@ -661,6 +686,19 @@ int wal_open(const wal_fs *fs, const char *dir, const wal_options *opt, wal **ou
             goto fail;
         }
         w->cur_off = valid_end;
+        if (torn) {
+            /* Close the log with a batch of its own (the recovered hard state) under a new
+             * number, so that again "the batch after the last closed one is the only one
+             * that can be in flight": the discarded batch's number is never reused. */
+            rc = wal_save(w, &st->hs, NULL, 0);
+            if (!rc)
+                rc = wal_sync(w);
+            if (rc) {
+                snprintf(err, errlen, "wal: closing the log after a torn tail in %s: %s", path,
+                         strerror(-rc));
+                goto fail;
+            }
+        }
     }
     free(lc.seqs);
     *out = w;
