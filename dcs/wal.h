@@ -10,11 +10,13 @@
  * Each wal_sync() writes one batch (flags bit 0 marks its last record) with one pwrite and
  * ONE fdatasync (group commit); a batch never spans segments.
  *
- * Recovery: a record that fails its checks in the LAST segment is a torn tail (a batch whose
+ * Recovery: a batch counts only if its closing record is on disk (all or nothing). Damage
+ * or an unclosed batch at the end of the LAST segment is a torn tail (the batch whose
  * fdatasync never returned) if no intact record of a LATER batch follows it: the tail is
- * zeroed and the log continues from there. Anything else (a bad record in an older
- * segment, or followed by a later batch) is corruption of acknowledged data: wal_open
- * refuses with an error naming the file and offset and changes nothing.
+ * zeroed, the log is closed with a batch of its own under a fresh number, and logging
+ * continues. Anything else (damage in an older segment, or followed by a later batch) is
+ * corruption of acknowledged data: wal_open refuses with an error naming the file and
+ * offset and changes nothing.
  * An entry record with index i replaces any earlier entry >= i (log truncation). */
 #ifndef APPLIANCE_WAL_H
 #define APPLIANCE_WAL_H
