@@ -29,6 +29,9 @@ ETCD = "127.0.30.1:34379"
 pg = pwd.getpwnam("postgres")
 tmp = tempfile.mkdtemp(prefix="router-bench-")
 os.chmod(tmp, 0o755)
+# A timeout (tests/run.sh sends SIGTERM) must still run the cleanup in `finally`.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
 procs = []
 
 

@@ -19,6 +19,9 @@ NODES = {"pg-0": "127.0.30.10", "pg-1": "127.0.30.11", "pg-2": "127.0.30.12"}
 PG_PORT, REST_PORT, ETCD_PORT = 35432, 38008, 32379
 P5000, P5001, P8404 = 35000, 35001, 38404
 
+# A timeout (tests/run.sh sends SIGTERM) must still run the cleanup in `finally`.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
 n = 0
 failures = 0
 def ok(cond, what, detail=""):

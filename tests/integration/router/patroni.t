@@ -23,6 +23,9 @@ ETCD = "127.0.30.1:33379"
 NODES = {"pg-0": "127.0.30.10", "pg-1": "127.0.30.11", "pg-2": "127.0.30.12"}
 RIP = "127.0.30.3"  # router
 
+# A timeout (tests/run.sh sends SIGTERM) must still run the cleanup in `finally`.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
 n = 0
 failures = 0
 def ok(cond, what, detail=""):
