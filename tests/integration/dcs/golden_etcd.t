@@ -92,6 +92,24 @@ def first_json(text):
     return obj
 
 
+def shape(text):
+    """The JSON with every scalar replaced by "_" but object keys in their original order:
+    etcd's gateway prints fields in proto order, and so must we (some clients read the
+    raw text)."""
+    text = text.strip()
+    if not text:
+        return ""
+    obj, _ = json.JSONDecoder(object_pairs_hook=lambda pairs: pairs).raw_decode(text)
+
+    def walk(o):
+        if isinstance(o, list) and all(isinstance(p, tuple) for p in o) and o:
+            return "{" + ",".join("%s:%s" % (k, walk(v)) for k, v in o) + "}"
+        if isinstance(o, list):
+            return "[" + ",".join(walk(x) for x in o) + "]"
+        return "_"
+    return walk(obj)
+
+
 # ---------- v3 ----------
 lease_names = [{}, {}]  # side -> id -> placeholder
 lease_ids = [[], []]  # side -> ids in grant order
@@ -199,6 +217,8 @@ def run_v3(drv, lines):
                 if isinstance(j, dict) and isinstance(j.get("keys"), list):
                     j["keys"] = sorted(j["keys"])
             diffs += cmp_values(ne, no, "", {"TTL"})
+        if not diffs and shape(raw_e) != shape(raw_o):
+            diffs.append("field order: etcd %s ours %s" % (shape(raw_e), shape(raw_o)))
         # keepalive is a stream: one object then a newline, like etcd
         if target.endswith("/lease/keepalive") and raw_o.strip() != raw_o.rstrip("\n").strip():
             diffs.append("keepalive framing")
