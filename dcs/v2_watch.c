@@ -22,13 +22,25 @@ struct v2_waiters {
     uint64_t next_handle;
 };
 
+/* etcd's isHidden: a recursive watcher is not told about keys below it whose path has a
+ * component starting with '_' (a watcher on exactly that key still is). */
+static bool hidden_below(const char *watch_key, const char *event_key)
+{
+    size_t wl = strlen(watch_key);
+    if (strlen(event_key) <= wl || strncmp(event_key, watch_key, wl) != 0)
+        return false;
+    const char *rest = event_key + wl;
+    return (wl == 1 && rest[0] == '_') || strstr(rest, "/_") != NULL;
+}
+
 static void on_event(void *arg, const v2_result *ev)
 {
     v2_waiters *w = arg;
     waiter **pp = &w->list;
     while (*pp) {
         waiter *x = *pp;
-        if (ev->index >= x->since && v2_event_matches(ev, x->key, x->recursive)) {
+        if (ev->index >= x->since && v2_event_matches(ev, x->key, x->recursive) &&
+            !hidden_below(x->key, ev->node->key)) {
             *pp = x->next; /* unlink first: the callback may add or remove waiters */
             w->n--;
             x->cb(x->arg, ev);

@@ -255,11 +255,19 @@ TEST(long_poll_waiters)
     op(s, "PUT", "/v2/keys/svc/members/a", "value=1", 0); /* index 4: recursive one */
     CHECK_EQ_INT(woke, 2);
     CHECK_EQ_INT(v2_waiters_count(w), 0);
+    /* hidden keys: not for a recursive waiter above them, but for one on the key itself */
+    uint64_t hh = v2_waiters_add(w, "/svc", true, 0, wake, NULL);
+    op(s, "PUT", "/v2/keys/svc/_hidden", "value=1", 0);
+    CHECK_EQ_INT(woke, 2);
+    v2_waiters_remove(w, hh);
+    CHECK(v2_waiters_add(w, "/svc/_hidden", false, 0, wake, NULL) != 0);
+    op(s, "PUT", "/v2/keys/svc/_hidden", "value=2", 0);
+    CHECK_EQ_INT(woke, 3);
     uint64_t h3 = v2_waiters_add(w, "/svc/leader", false, 0, wake, NULL);
     v2_waiters_remove(w, h3);
     v2_waiters_remove(w, 12345);
     op(s, "DELETE", "/v2/keys/svc/leader", "", 0);
-    CHECK_EQ_INT(woke, 2);
+    CHECK_EQ_INT(woke, 3);
     v2_waiters_free(w);
     v2_store_free(s);
 }
