@@ -308,9 +308,11 @@ static void drain(dcs_server *s)
         }
         serve_reads(s);
         if (rd.role != s->role || rd.leader != s->leader) {
-            int was_leader = s->role == RAFT_LEADER;
+            bool leader_changed = rd.leader != s->leader;
             role_changed(s, rd.role, rd.leader);
-            if (was_leader && rd.role != RAFT_LEADER)
+            /* a forward whose answer has not come may have gone to a dead leader: answer
+             * now (etcd's "leader changed"; the client retries) instead of at the timeout */
+            if (leader_changed)
                 fail_pending(s, is_fwd_waiting, "etcdserver: leader changed");
         }
         /* 5. advance */
