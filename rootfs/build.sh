@@ -172,11 +172,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # ---------------- image ----------------
-# "created" is the last commit's time (what `docker images` shows; 1970 looked broken),
-# so the image ID is still a function of the tree; file mtimes stay 0 in the layers, so
-# the big base layer keeps its diff_id from one commit to the next.
-created=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || echo 0)}
-id=$(python3 "$HERE/mkimage.py" --created "${created:-0}" --out "$OUT/pg-appliance.tar" --tag "$TAG" \
+# "created" in the config: SOURCE_DATE_EPOCH, else 0 (docker shows "56 years ago").
+# Not the last commit's time: that changes whenever anyone commits in a shared checkout,
+# with no change to the image's contents (seen: a concurrent commit between two builds
+# gave two IDs). A release sets SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) itself.
+# Layer file mtimes stay 0 either way, so the base layer keeps its diff_id.
+created=${SOURCE_DATE_EPOCH:-0}
+id=$(SOURCE_DATE_EPOCH=0 python3 "$HERE/mkimage.py" --created "$created" \
+  --out "$OUT/pg-appliance.tar" --tag "$TAG" \
   --owners "$HERE/owners.txt" \
   --entrypoint '["/usr/local/bin/appliance-init"]' \
   --env PATH=/usr/local/bin:/usr/lib/postgresql/$PGVER/bin:/usr/bin:/bin \

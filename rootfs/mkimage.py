@@ -214,7 +214,8 @@ def main():
             digest, size, count = write_layer(d, owners, t)
             t.close()
             diff_ids.append("sha256:" + digest)
-            comment = a.layer_comment[i] if i < len(a.layer_comment) else os.path.basename(d)
+            # Not the dir name by default: where the tree was staged must not change the ID.
+            comment = a.layer_comment[i] if i < len(a.layer_comment) else f"layer {i}"
             history.append({"created": created, "created_by": "rootfs/mkimage.py",
                             "comment": comment})
             print(f"mkimage: layer {i} {os.path.basename(d)}: {count} entries, "
