@@ -53,6 +53,8 @@ int main(int argc, char **argv)
     dcs_server *s = dcs_server_new(loop, &f, err, sizeof(err));
     if (!s) {
         log_error("%s", err);
+        close(sfd);
+        evloop_free(loop);
         return 1;
     }
     evloop_add_fd(loop, sfd, EPOLLIN, on_signal, s);

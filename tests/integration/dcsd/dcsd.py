@@ -149,7 +149,7 @@ class Member:
             return None
         return j if st == 200 else None
 
-    def tail(self, n=20):
+    def tail(self, n=40):
         try:
             with open(self.log) as f:
                 return "".join(f.readlines()[-n:])
