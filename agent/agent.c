@@ -260,8 +260,13 @@ static void view_from_range(agent *a, const etcd_result *r)
         agent_dyn_config d;
         char err[256];
         if (agent_dyn_config_parse(&d, a->config_json, err, sizeof(err)) == 0) {
+            int params_changed = !json_equal(d.parameters, a->dyn.parameters);
             agent_dyn_config_free(&a->dyn);
             a->dyn = d;
+            if (params_changed && a->pg_running) {
+                log_info("postgresql.parameters changed in the DCS config");
+                agent_pg_reload(a);
+            }
         } else {
             log_warn("DCS config key rejected, keeping the previous values: %s", err);
         }
@@ -303,6 +308,49 @@ static void conninfo_local(const agent *a, char *out, size_t outsz)
              host, a->cfg.pg_port, a->cfg.superuser.username, a->cfg.pgpass);
 }
 
+static void move_aside(agent *a, const char *suffix);
+
+/* POST /reinitialize, second half: postgres is down; the data dir goes aside and the HA
+ * loop clones a fresh copy from the leader. */
+static void reinit_continue(agent *a)
+{
+    a->reinit_pending = 0;
+    move_aside(a, "reinit");
+    pgfiles_marker_set(&a->cfg, 0);
+    a->needs_rewind = 0;
+    a->data_sysid[0] = '\0';
+    set_state(a, "stopped");
+}
+
+int agent_reinitialize(agent *a, char *why, size_t whysz)
+{
+    if (a->am_leader || (a->pg_running && a->st.valid && !a->st.in_recovery)) {
+        snprintf(why, whysz, "I am the leader, can not reinitialize");
+        return -1;
+    }
+    if (!a->leader[0]) {
+        snprintf(why, whysz, "Cluster has no leader, can not reinitialize");
+        return -1;
+    }
+    if (a->busy || a->reinit_pending) {
+        snprintf(why, whysz, "reinitialize already in progress");
+        return -1;
+    }
+    log_info("reinitialize requested: stopping postgres, moving the data directory aside, "
+             "cloning from %s",
+             a->leader);
+    a->reinit_pending = 1;
+    if (a->pg && !a->pg_stop_requested) {
+        a->pg_stop_requested = 1;
+        set_state(a, "stopping");
+        proc_signal(a->pg, SIGINT);
+    } else if (!a->pg) {
+        reinit_continue(a);
+        agent_wake(a);
+    }
+    return 0;
+}
+
 static void on_pg_exit(proc *p, int status, const char *out, void *arg)
 {
     agent *a = arg;
@@ -316,6 +364,10 @@ static void on_pg_exit(proc *p, int status, const char *out, void *arg)
         log_info("postgres stopped");
     a->pg_stop_requested = 0;
     set_state(a, "stopped");
+    if (a->restart_stage == 1)
+        a->restart_stage = 2;
+    if (a->reinit_pending)
+        reinit_continue(a);
     if (a->stopping) {
         return; /* the shutdown path continues from stop_done */
     }
@@ -358,6 +410,93 @@ static void start_postgres(agent *a, int replica)
     log_info("started postgres (pid %d) as %s%s%s", (int)proc_pid(a->pg),
              replica ? "replica" : "primary", up.host ? " following " : "",
              up.host ? a->following : "");
+}
+
+void agent_pg_reload(agent *a)
+{
+    char err[256];
+    if (pgfiles_write_hba(&a->cfg, a->uid, a->gid, err, sizeof(err)) != 0 ||
+        pgfiles_write_pgpass(&a->cfg, a->uid, a->gid, err, sizeof(err)) != 0) {
+        log_error("reload: %s", err);
+        return;
+    }
+    if (!a->pg || a->pg_stop_requested)
+        return; /* written again at the next start anyway */
+    int replica = !(a->pg_running && a->st.valid && !a->st.in_recovery) && !a->am_leader;
+    pg_upstream up = {0};
+    char host[256], slot[64];
+    int port;
+    if (replica && a->following[0] &&
+        member_conn(a, a->following, host, sizeof(host), &port) == 0) {
+        pgfiles_slot_name(a->cfg.name, slot, sizeof(slot));
+        up.host = host;
+        up.port = port;
+        up.slot = a->dyn.use_slots ? slot : NULL;
+    }
+    if (pgfiles_write_conf(&a->cfg, a->dyn.parameters, replica, &up, a->uid, a->gid, err,
+                           sizeof(err)) != 0) {
+        log_error("reload: %s", err);
+        return;
+    }
+    proc_signal(a->pg, SIGHUP);
+    log_info("postgres configuration rewritten and reloaded (SIGHUP)");
+}
+
+void agent_restart_postgres(agent *a)
+{
+    if (!a->pg || a->pg_stop_requested)
+        return;
+    log_info("restarting postgres on request");
+    /* the loop starts it again: as primary while I hold the lock, else as replica */
+    proc_signal(a->pg, SIGINT);
+    a->pg_stop_requested = 1;
+    set_state(a, "restarting");
+}
+
+/* Only what can change without restarting the agent is taken from the new file: local
+ * postgresql parameters, pg_hba, credentials and tags. Identity and addresses (scope,
+ * name, data_dir, listen addresses, etcd hosts) need a restart; a change is logged. */
+int agent_reload_config(agent *a, char *err, size_t errsz)
+{
+    extern char **environ;
+    agent_config n;
+    if (agent_config_load_file(&n, a->config_path, environ, err, errsz) != 0)
+        return -1;
+    const char *fixed[][2] = {{"scope", a->cfg.scope},       {"name", a->cfg.name},
+                              {"postgresql.data_dir", NULL}, {"restapi.listen", NULL},
+                              {"postgresql.listen", NULL},   {"etcd3.hosts", NULL}};
+    int changed[6] = {
+        strcmp(n.scope, a->cfg.scope) != 0,
+        strcmp(n.name, a->cfg.name) != 0,
+        strcmp(n.data_dir, a->cfg.data_dir) != 0,
+        strcmp(n.rest_listen_host, a->cfg.rest_listen_host) != 0 ||
+            strcmp(n.rest_listen_port, a->cfg.rest_listen_port) != 0,
+        strcmp(n.pg_listen_host, a->cfg.pg_listen_host) != 0 || n.pg_port != a->cfg.pg_port,
+        n.n_etcd_hosts != a->cfg.n_etcd_hosts ||
+            memcmp(n.etcd_hosts, a->cfg.etcd_hosts, n.n_etcd_hosts * sizeof(n.etcd_hosts[0])) != 0};
+    for (int i = 0; i < 6; i++)
+        if (changed[i])
+            log_warn("reload: %s changed; that takes effect only after a restart of the agent",
+                     fixed[i][0]);
+    json_t *t;
+    t = a->cfg.pg_parameters, a->cfg.pg_parameters = n.pg_parameters, n.pg_parameters = t;
+    t = a->cfg.pg_hba, a->cfg.pg_hba = n.pg_hba, n.pg_hba = t;
+    t = a->cfg.tags, a->cfg.tags = n.tags, n.tags = t;
+    a->cfg.nofailover = n.nofailover;
+    a->cfg.noloadbalance = n.noloadbalance;
+    a->cfg.superuser = n.superuser;
+    a->cfg.replication = n.replication;
+    a->cfg.rewind = n.rewind;
+    a->cfg.rest_auth = n.rest_auth;
+    memset(&n.superuser, 0, sizeof(n.superuser));
+    memset(&n.replication, 0, sizeof(n.replication));
+    memset(&n.rewind, 0, sizeof(n.rewind));
+    memset(&n.rest_auth, 0, sizeof(n.rest_auth));
+    agent_config_free(&n);
+    log_info("configuration reloaded from %s", a->config_path);
+    agent_pg_reload(a);
+    agent_wake(a); /* publish new tags at once */
+    return 0;
 }
 
 static void stop_postgres(agent *a, int sig)
@@ -450,10 +589,66 @@ static void on_slots(PGresult *res, const char *err, void *arg)
         log_warn("replication slot maintenance failed: %s", err);
 }
 
+/* Slots of members that left: a slot this leader keeps for a member whose key is gone
+ * is dropped once the member has been absent for member_slots_ttl (else the primary would
+ * retain WAL for it forever and fill the disk). Only slots that belonged to members seen
+ * by this agent are touched; other slots (e.g. a backup tool's) are left alone. */
+static void drop_departed_slots(agent *a)
+{
+    if (!a->member_slots)
+        a->member_slots = json_object();
+    uint64_t now = now_ms(a);
+    const char *name;
+    json_t *m;
+    json_object_foreach(a->members, name, m)
+    {
+        if (strcmp(name, a->cfg.name) == 0)
+            continue;
+        char slot[64];
+        pgfiles_slot_name(name, slot, sizeof(slot));
+        json_object_set_new(a->member_slots, slot, json_integer(0));
+    }
+    const char *slot;
+    json_t *since;
+    void *tmp;
+    json_object_foreach_safe(a->member_slots, tmp, slot, since)
+    {
+        int present = 0;
+        json_object_foreach(a->members, name, m)
+        {
+            char s[64];
+            pgfiles_slot_name(name, s, sizeof(s));
+            if (strcmp(s, slot) == 0)
+                present = 1;
+        }
+        if (present)
+            continue;
+        if (json_integer_value(since) == 0) {
+            json_integer_set(since, (json_int_t)now);
+            continue;
+        }
+        if (now - (uint64_t)json_integer_value(since) < (uint64_t)a->dyn.member_slots_ttl * 1000)
+            continue;
+        char q[160] = "";
+        pgfiles_quote(slot, q, sizeof(q));
+        char sql[512];
+        snprintf(sql, sizeof(sql),
+                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
+                 "slot_name = %s AND slot_type = 'physical' AND NOT active",
+                 q);
+        log_info("dropping replication slot %s: its member has been gone for %lld s "
+                 "(member_slots_ttl)",
+                 slot, (long long)a->dyn.member_slots_ttl);
+        run_sql(a, sql, on_slots);
+        json_object_del(a->member_slots, slot);
+    }
+}
+
 static void ensure_slots(agent *a)
 {
     if (!a->dyn.use_slots)
         return;
+    drop_departed_slots(a);
     char sql[4096] = "SELECT pg_create_physical_replication_slot(n, true) FROM unnest(ARRAY[";
     int n = 0;
     const char *name;
@@ -1153,6 +1348,7 @@ static void poll_peers(agent *a)
 static void cycle_end(agent *a)
 {
     publish(a);
+    rest_cycle(a);
     a->cycle_running = 0;
     a->last_cycle_end_ms = now_ms(a);
     if (a->stopping)
@@ -1763,7 +1959,9 @@ static void on_signal(evloop *loop, int fd, uint32_t events, void *arg)
                 stop_continue(a);
             }
         } else if (si.ssi_signo == SIGHUP) {
-            log_info("SIGHUP: reload is applied on the next start of postgres");
+            char err[600];
+            if (agent_reload_config(a, err, sizeof(err)) != 0)
+                log_error("SIGHUP: configuration not reloaded, keeping the running one: %s", err);
         }
     }
 }
@@ -1776,6 +1974,7 @@ int agent_main(const char *config_path)
     extern char **environ;
     static agent A;
     agent *a = &A;
+    a->config_path = config_path;
     char err[600];
     if (agent_config_load_file(&a->cfg, config_path, environ, err, sizeof(err)) != 0) {
         log_error("invalid configuration: %s", err);

@@ -63,10 +63,11 @@ typedef struct agent {
     int failover_present;
     int64_t failover_mod;
     int64_t optime;
-    json_t *members;     /* object: name -> member JSON (owned) */
-    json_t *config_json; /* DCS config (owned) or NULL */
-    json_t *history;     /* DCS history array (owned) or NULL */
-    json_t *failsafe;    /* DCS failsafe object (owned) or NULL */
+    json_t *members;      /* object: name -> member JSON (owned) */
+    json_t *config_json;  /* DCS config (owned) or NULL */
+    json_t *history;      /* DCS history array (owned) or NULL */
+    json_t *failsafe;     /* DCS failsafe object (owned) or NULL */
+    json_t *member_slots; /* leader: slot name -> ms since its member is gone (0: present) */
     int64_t config_mod;
 
     /* postgres */
@@ -101,6 +102,16 @@ typedef struct agent {
     /* watch */
     etcd_watch *watch;
 
+    /* REST requests answered when the work is done (rest.c; NULL: none pending) */
+    http_conn *restart_conn;
+    int restart_stage; /* 1 stopping, 2 started again */
+    uint64_t restart_deadline_ms;
+    http_conn *switchover_conn;
+    char switchover_from[HA_NAME_MAX], switchover_to[HA_NAME_MAX];
+    uint64_t switchover_deadline_ms;
+    const char *config_path;
+    int reinit_pending; /* POST /reinitialize: data dir goes aside once postgres is down */
+
     int stopping;
     int stop_optime_done; /* leader shutdown: final status written (or given up) */
     int exit_code;
@@ -111,7 +122,19 @@ void agent_wake(agent *a); /* run an HA cycle as soon as possible */
 int agent_is_leader(const agent *a);
 const char *agent_role(const agent *a); /* "master", "replica", "uninitialized"... */
 int64_t agent_wal(const agent *a);
+/* Rewrites postgresql.conf / pg_hba.conf / pgpass for the current role and upstream and
+ * sends SIGHUP to postgres (if running). */
+void agent_pg_reload(agent *a);
+/* Re-reads the config file; applies what can change at run time. 0, or -1 with err. */
+int agent_reload_config(agent *a, char *err, size_t errsz);
+/* POST /reinitialize: a replica throws its data dir away and clones it again. 0 started,
+ * -1 refused (why says why, Patroni's wording). */
+int agent_reinitialize(agent *a, char *why, size_t whysz);
+/* Fast-stops postgres; the HA loop starts it again in its role. */
+void agent_restart_postgres(agent *a);
 /* rest.c */
+/* Called at the end of every HA cycle: answers deferred REST requests. */
+void rest_cycle(agent *a);
 int rest_start(agent *a);
 json_t *rest_status_json(const agent *a);
 

@@ -792,6 +792,35 @@ static int dyn_bool(const json_t *obj, const char *key, int def, int *out, char 
     return -1;
 }
 
+/* A duration in seconds: an integer, or a string "<n>", "<n>s", "<n>min", "<n>h", "<n>d"
+ * (Patroni 4's member_slots_ttl accepts such strings). */
+static int get_duration(const json_t *obj, const char *key, long long def, long long *out,
+                        char *err, size_t errsz)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v) || json_is_integer(v))
+        return get_int(obj, key, def, 0, 315360000LL, out, err, errsz);
+    if (json_is_string(v)) {
+        const char *str = json_string_value(v);
+        char *end;
+        errno = 0;
+        long long x = strtoll(str, &end, 10);
+        long long mul = strcmp(end, "") == 0 || strcmp(end, "s") == 0 ? 1
+                        : strcmp(end, "min") == 0                     ? 60
+                        : strcmp(end, "h") == 0                       ? 3600
+                        : strcmp(end, "d") == 0                       ? 86400
+                                                                      : 0;
+        if (!errno && end != str && mul && x >= 0 && x <= 315360000LL / mul) {
+            *out = x * mul;
+            return 0;
+        }
+    }
+    char vt[128];
+    value_text(v, vt, sizeof(vt));
+    seterr(err, errsz, "%s: expected a duration (seconds, or e.g. '30min'), got %s", key, vt);
+    return -1;
+}
+
 int agent_dyn_config_parse(agent_dyn_config *dyn, const json_t *obj, char *err, size_t errsz)
 {
     memset(dyn, 0, sizeof(*dyn));
@@ -824,7 +853,11 @@ int agent_dyn_config_parse(agent_dyn_config *dyn, const json_t *obj, char *err, 
     dyn->loop_wait = (int)lw;
     dyn->retry_timeout = (int)rt;
     dyn->maximum_lag_on_failover = lag;
-    /* Failsafe is on by default here (Patroni: off); see agent/fencing.h. */
+    long long mst;
+    if (get_duration(obj, "member_slots_ttl", DYN_DEFAULT_MEMBER_SLOTS_TTL, &mst, err, errsz))
+        return -1;
+    dyn->member_slots_ttl = mst;
+    /* Failsafe is on by default here (Patroni: off); see the timing comment in agent/agent.c. */
     if (dyn_bool(obj, "failsafe_mode", 1, &dyn->failsafe_mode, err, errsz) ||
         dyn_bool(obj, "pause", 0, &dyn->pause, err, errsz))
         return -1;

@@ -19,17 +19,21 @@ typedef struct cfg_credentials {
     char password[256]; /* never logged */
 } cfg_credentials;
 
-/* Shipped defaults; the timing argument for them is in agent/fencing.h. */
+/* Shipped defaults; the timing argument for them is at the top of agent/agent.c. */
 #define DYN_DEFAULT_TTL           4
 #define DYN_DEFAULT_LOOP_WAIT     1
 #define DYN_DEFAULT_RETRY_TIMEOUT 1
 #define DYN_DEFAULT_MAX_LAG       1048576
+/* Patroni 4's member_slots_ttl: a departed member's replication slot is kept this long
+ * (seconds) so a member that is down for maintenance finds its WAL still there. */
+#define DYN_DEFAULT_MEMBER_SLOTS_TTL 1800
 
 typedef struct agent_dyn_config {
     int ttl;           /* seconds: leader lease TTL */
     int loop_wait;     /* seconds between HA cycles */
     int retry_timeout; /* seconds: deadline of one DCS operation */
     int64_t maximum_lag_on_failover;
+    int64_t member_slots_ttl; /* seconds */
     int use_pg_rewind;
     int use_slots;
     int failsafe_mode;

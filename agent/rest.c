@@ -309,6 +309,20 @@ static void post_failsafe(agent *a, http_conn *c, const http_request *r)
     send_text(c, 200, "Accepted");
 }
 
+static void on_switchover_conn_closed(http_conn *c, void *arg)
+{
+    agent *a = arg;
+    if (a->switchover_conn == c)
+        a->switchover_conn = NULL;
+}
+
+static void on_restart_conn_closed(http_conn *c, void *arg)
+{
+    agent *a = arg;
+    if (a->restart_conn == c)
+        a->restart_conn = NULL;
+}
+
 static void post_switchover(agent *a, http_conn *c, const http_request *r)
 {
     json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
@@ -358,10 +372,90 @@ static void post_switchover(agent *a, http_conn *c, const http_request *r)
     etcd_put(a->etcd, k, strlen(k), s, strlen(s), 0, 2000, NULL, NULL);
     free(s);
     json_decref(j);
-    /* Answered at once; the handover runs in the next cycles (Patroni would poll and
-     * answer 200 when done; patronictl accepts 200 and 202 alike). */
-    send_text(c, 202, "Switchover scheduled");
+    /* Like Patroni, the answer waits for the outcome: 200 once another member holds the
+     * leader key (and it is the candidate, if one was named), 503 after 30 s. One pending
+     * switchover answer at a time. */
+    if (a->switchover_conn) {
+        send_text(c, 503, "Switchover already in progress");
+        return;
+    }
+    a->switchover_conn = c;
+    snprintf(a->switchover_from, sizeof(a->switchover_from), "%s", leader);
+    snprintf(a->switchover_to, sizeof(a->switchover_to), "%s", cand ? cand : "");
+    a->switchover_deadline_ms = evloop_now_ms(a->loop) + 30000;
+    http_conn_on_close(c, on_switchover_conn_closed, a);
     agent_wake(a);
+}
+
+/* POST /restart: fast stop, the HA loop starts postgres again in its role; answered once
+ * postgres runs again (Patroni answers after the restart too). Scheduled and conditional
+ * restarts (schedule, restart_pending, postgres_version) are not supported: 400/412. */
+static void post_restart(agent *a, http_conn *c, const http_request *r)
+{
+    json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : json_object();
+    if (!json_is_object(j)) {
+        json_decref(j);
+        send_text(c, 400, "Bad request");
+        return;
+    }
+    if (json_object_get(j, "schedule")) {
+        json_decref(j);
+        send_text(c, 400, "scheduled restarts are not supported");
+        return;
+    }
+    const char *role = json_string_value(json_object_get(j, "role"));
+    if (role && strcmp(role, "any") != 0) {
+        int primary = running(a) && !a->st.in_recovery;
+        int want_primary = strcmp(role, "master") == 0 || strcmp(role, "primary") == 0 ||
+                           strcmp(role, "leader") == 0;
+        if (want_primary != primary) {
+            json_decref(j);
+            send_text(c, 503, "restart conditions are not satisfied");
+            return;
+        }
+    }
+    json_decref(j);
+    if (!a->pg || a->pg_stop_requested || a->restart_conn) {
+        send_text(c, 503, "postgres is not running");
+        return;
+    }
+    a->restart_conn = c;
+    a->restart_stage = 1;
+    a->restart_deadline_ms = evloop_now_ms(a->loop) + 60000;
+    http_conn_on_close(c, on_restart_conn_closed, a);
+    agent_restart_postgres(a);
+}
+
+void rest_cycle(agent *a)
+{
+    uint64_t now = evloop_now_ms(a->loop);
+    if (a->restart_conn) {
+        if (a->restart_stage == 2 && running(a)) {
+            http_conn *c = a->restart_conn;
+            a->restart_conn = NULL;
+            a->restart_stage = 0;
+            send_text(c, 200, "restarted successfully");
+        } else if (now > a->restart_deadline_ms) {
+            http_conn *c = a->restart_conn;
+            a->restart_conn = NULL;
+            a->restart_stage = 0;
+            send_text(c, 503, "restart failed");
+        }
+    }
+    if (a->switchover_conn) {
+        int moved = a->leader[0] && strcmp(a->leader, a->switchover_from) != 0 &&
+                    (!a->switchover_to[0] || strcmp(a->leader, a->switchover_to) == 0);
+        if (moved || now > a->switchover_deadline_ms) {
+            http_conn *c = a->switchover_conn;
+            a->switchover_conn = NULL;
+            char msg[300];
+            if (moved)
+                snprintf(msg, sizeof(msg), "Successfully switched over to \"%s\"", a->leader);
+            else
+                snprintf(msg, sizeof(msg), "Switchover status unknown");
+            send_text(c, moved ? 200 : 503, msg);
+        }
+    }
 }
 
 static void handler(http_conn *c, const http_request *r, void *arg)
@@ -440,7 +534,28 @@ static void handler(http_conn *c, const http_request *r, void *arg)
             return;
         }
         if (strcmp(m, "POST") == 0 && strcmp(p, "/reload") == 0) {
+            /* Patroni answers 202 and logs errors; a bad file is answered 400 here with
+             * the message naming the key, and the running configuration stays. */
+            char err[600];
+            if (agent_reload_config(a, err, sizeof(err)) != 0) {
+                send_text(c, 400, err);
+                return;
+            }
             send_text(c, 202, "reload scheduled");
+            return;
+        }
+        if (strcmp(m, "POST") == 0 && strcmp(p, "/reinitialize") == 0) {
+            char why[200];
+            if (agent_reinitialize(a, why, sizeof(why)) != 0) {
+                send_text(c, 503, why);
+                return;
+            }
+            send_text(c, 200, "reinitialize started");
+            agent_wake(a);
+            return;
+        }
+        if (strcmp(m, "POST") == 0 && strcmp(p, "/restart") == 0) {
+            post_restart(a, c, r);
             return;
         }
     }

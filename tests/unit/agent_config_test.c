@@ -165,6 +165,40 @@ TEST(dyn_config_rules)
     json_decref(o);
 }
 
+TEST(member_slots_ttl_durations)
+{
+    agent_dyn_config d;
+    char err[256];
+    static const struct {
+        const char *text;
+        long long want; /* -1: rejected */
+    } cases[] = {{"30min", 1800}, {"0", 0},  {"45", 45},    {"45s", 45}, {"2h", 7200},
+                 {"1d", 86400},   {"x", -1}, {"5 min", -1}, {"-3", -1},  {"10y", -1}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *o = json_pack("{s:s}", "member_slots_ttl", cases[i].text);
+        int rc = agent_dyn_config_parse(&d, o, err, sizeof(err));
+        if (cases[i].want < 0) {
+            CHECK_EQ_INT(rc, -1);
+            CHECK(strstr(err, "member_slots_ttl: expected a duration") != NULL);
+        } else {
+            CHECK_EQ_INT(rc, 0);
+            CHECK(d.member_slots_ttl == cases[i].want);
+            agent_dyn_config_free(&d);
+        }
+        json_decref(o);
+    }
+    json_t *o = json_pack("{s:i}", "member_slots_ttl", 60);
+    CHECK_EQ_INT(agent_dyn_config_parse(&d, o, err, sizeof(err)), 0);
+    CHECK(d.member_slots_ttl == 60);
+    agent_dyn_config_free(&d);
+    json_decref(o);
+    o = json_pack("{}");
+    CHECK_EQ_INT(agent_dyn_config_parse(&d, o, err, sizeof(err)), 0);
+    CHECK(d.member_slots_ttl == DYN_DEFAULT_MEMBER_SLOTS_TTL);
+    agent_dyn_config_free(&d);
+    json_decref(o);
+}
+
 TEST(yaml_typing)
 {
     char err[128];
@@ -186,6 +220,7 @@ int main(void)
     RUN(env_overrides_patroni_and_spilo);
     RUN(bad_config_names_key_and_value);
     RUN(dyn_config_rules);
+    RUN(member_slots_ttl_durations);
     RUN(yaml_typing);
     return check_done();
 }

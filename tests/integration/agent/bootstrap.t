@@ -35,4 +35,26 @@ for n in 0 1 2; do
   check "pg-$n has the 1000 rows written on the leader" wait_until 20 bash -c "[ \"\$(PGPASSWORD=$SUPERPASS $PGBIN/psql -X -At -h $(node_ip $n) -U postgres -d postgres -c 'SELECT count(*) FROM it_t' 2>/dev/null)\" = 1000 ]"
   check "pg-$n refuses writes (read-only replica)" bash -c "! PGPASSWORD=$SUPERPASS $PGBIN/psql -X -h $(node_ip $n) -U postgres -d postgres -c 'INSERT INTO it_t VALUES (5000, null)' >/dev/null 2>&1"
 done
+
+# A replica that leaves: its slot stays for member_slots_ttl (default 30 min), is dropped
+# once that is 0, and comes back when the member returns.
+R=$(( (L + 1) % 3 ))
+slot_state() { psql_n "$L" "SELECT COALESCE((SELECT active::text FROM pg_replication_slots WHERE slot_name='pg_$R'),'none')"; }
+node_kill9 "$R"
+member_gone() { [ -z "$(dcs_get "members/pg-$R")" ]; }
+wait_until 20 member_gone || bail "member key of killed pg-$R expires"
+inactive() { [ "$(slot_state)" = false ]; }
+wait_until 10 inactive
+t_gone=$(now_ms)
+# a negative check needs a window: 2 leader cycles after the key expired
+wait_until 10 bash -c "[ \$(date +%s%3N) -ge $((t_gone + 2500)) ]"
+check "slot pg_$R is kept while its member is gone (member_slots_ttl 30 min)" inactive
+cfg=$(dcs_get config | /usr/bin/python3 -c 'import json,sys; c=json.load(sys.stdin); c["member_slots_ttl"]=0; print(json.dumps(c,separators=(",",":")))')
+etcdctl_ put "/service/$SCOPE/config" "$cfg" >/dev/null
+slot_dropped() { [ "$(slot_state)" = none ]; }
+check "slot pg_$R is dropped with member_slots_ttl 0" wait_until 15 slot_dropped
+check "the leader logged why" grep -q "dropping replication slot pg_$R" "$T/pg-$L.log"
+node_start "$R"
+active() { [ "$(slot_state)" = true ]; }
+check "slot pg_$R is back and active when pg-$R returns" wait_until 60 active
 echo "1..$_tap_n"

@@ -16,16 +16,25 @@ PGBIN=/usr/lib/postgresql/15/bin
 SUPERPASS=it-super-pass
 export PGCONNECT_TIMEOUT=2
 
+# One run of these tests at a time on this machine: they use fixed addresses, and a second
+# checkout (e.g. a CI clone next to the working tree) running them concurrently would
+# collide ("Address in use") instead of testing anything.
+exec 9>/tmp/appliance-agent-it.lock
+if ! flock -w "${AGENT_IT_LOCK_WAIT:-200}" 9; then
+  echo "not ok 1 - another run of the agent integration tests held /tmp/appliance-agent-it.lock too long"
+  exit 1
+fi
 T=$(mktemp -d /tmp/agent-it.XXXXXX)
 chmod 755 "$T"
+NS=ag$$ # prefix of this run's network namespaces and veth names (unique per run)
 SCOPE=it-$(basename "$0" .t)
 # NET=lo (default): everything on our loopback addresses. NET=ns (set before sourcing):
-# every node in its own network namespace agit-nN, etcd and the test's own clients in
-# agit-hub, joined by a bridge (10.240.40.0/24 exists only inside these namespaces), so a
+# every node in its own network namespace $NS-nN, etcd and the test's own clients in
+# $NS-hub, joined by a bridge (10.240.40.0/24 exists only inside these namespaces), so a
 # node can be cut off with iptables inside its namespace (loopback rules cannot isolate by
 # source: every local client socket gets 127.0.0.1).
 NET=${NET:-lo}
-if [ "$NET" = ns ]; then NET_PREFIX=10.240.40; NSX=(ip netns exec agit-hub); else NET_PREFIX=127.0.40; NSX=(); fi
+if [ "$NET" = ns ]; then NET_PREFIX=10.240.40; NSX=(ip netns exec "$NS-hub"); else NET_PREFIX=127.0.40; NSX=(); fi
 etcd_ip() { echo "$NET_PREFIX.$1"; }
 ETCD_EPS=http://$(etcd_ip 1):2379,http://$(etcd_ip 2):2379,http://$(etcd_ip 3):2379
 
@@ -80,7 +89,7 @@ cleanup() {
     rm -rf "$T"
   fi
   # leave no namespaces behind (partition test)
-  for ns in $(ip netns list 2>/dev/null | awk '/^agit-/{print $1}'); do ip netns del "$ns"; done
+  for ns in $(ip netns list 2>/dev/null | awk -v p="$NS-" 'index($1, p) == 1 {print $1}'); do ip netns del "$ns"; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -89,7 +98,7 @@ trap 'exit 130' INT TERM
 # $T/NAME.log; the group id lands in $T/NAME.pid.
 bg() {
   local name=$1; shift
-  setsid "$@" >>"$T/$name.log" 2>&1 </dev/null &
+  setsid "$@" >>"$T/$name.log" 2>&1 </dev/null 9>&- &
   local pid=$!
   disown "$pid" 2>/dev/null
   echo "$pid" >"$T/$name.pid"
@@ -116,7 +125,7 @@ etcd_member_start() {
   ip=$(etcd_ip "$n")
   for m in 1 2 3; do cluster+="${cluster:+,}e$m=http://$(etcd_ip $m):2380"; done
   mkdir -p "$T/etcd-$n"
-  local ns=(); [ "$NET" = ns ] && ns=(ip netns exec agit-dcs)
+  local ns=(); [ "$NET" = ns ] && ns=(ip netns exec $NS-dcs)
   bg "etcd-$n" "${ns[@]}" /usr/bin/etcd --name "e$n" --data-dir "$T/etcd-$n" \
     --listen-client-urls "http://$ip:2379" --advertise-client-urls "http://$ip:2379" \
     --listen-peer-urls "http://$ip:2380" --initial-advertise-peer-urls "http://$ip:2380" \
@@ -128,33 +137,32 @@ dcs_leader() { dcs_get leader; }
 
 # ---------------- nodes ----------------
 node_ip() { echo "$NET_PREFIX.$((10 + $1))"; }
-node_ns() { [ "$NET" = ns ] && echo "agit-n$1"; }
 
 # ns_setup: the namespaces of NET=ns (hub with bridge + etcd addresses, one per node)
 ns_setup() {
   local n
-  ip netns add agit-hub || bail "create network namespace agit-hub"
-  ip -n agit-hub link set lo up
-  ip -n agit-hub link add br0 type bridge
-  ip -n agit-hub link set br0 up
+  ip netns add $NS-hub || bail "create network namespace $NS-hub"
+  ip -n $NS-hub link set lo up
+  ip -n $NS-hub link add br0 type bridge
+  ip -n $NS-hub link set br0 up
   # the test's own clients (probe, psql, curl) live in the hub with an address of their own
-  ip -n agit-hub addr add "$NET_PREFIX.254/24" dev br0
+  ip -n $NS-hub addr add "$NET_PREFIX.254/24" dev br0
   # etcd in a namespace of its own, so "drop packets from etcd" does not hit the clients
-  ip netns add agit-dcs
-  ip -n agit-dcs link set lo up
-  ip link add agit-vd type veth peer name eth0 netns agit-dcs
-  ip link set agit-vd netns agit-hub
-  ip -n agit-hub link set agit-vd master br0 up
-  for n in 1 2 3; do ip -n agit-dcs addr add "$(etcd_ip "$n")/24" dev eth0; done
-  ip -n agit-dcs link set eth0 up
+  ip netns add $NS-dcs
+  ip -n $NS-dcs link set lo up
+  ip link add ${NS}vd type veth peer name eth0 netns $NS-dcs
+  ip link set ${NS}vd netns $NS-hub
+  ip -n $NS-hub link set ${NS}vd master br0 up
+  for n in 1 2 3; do ip -n $NS-dcs addr add "$(etcd_ip "$n")/24" dev eth0; done
+  ip -n $NS-dcs link set eth0 up
   for n in 0 1 2; do
-    ip netns add "agit-n$n"
-    ip -n "agit-n$n" link set lo up
-    ip link add "agit-v$n" type veth peer name eth0 netns "agit-n$n"
-    ip link set "agit-v$n" netns agit-hub
-    ip -n agit-hub link set "agit-v$n" master br0 up
-    ip -n "agit-n$n" addr add "$(node_ip "$n")/24" dev eth0
-    ip -n "agit-n$n" link set eth0 up
+    ip netns add "$NS-n$n"
+    ip -n "$NS-n$n" link set lo up
+    ip link add "${NS}v$n" type veth peer name eth0 netns "$NS-n$n"
+    ip link set "${NS}v$n" netns $NS-hub
+    ip -n $NS-hub link set "${NS}v$n" master br0 up
+    ip -n "$NS-n$n" addr add "$(node_ip "$n")/24" dev eth0
+    ip -n "$NS-n$n" link set eth0 up
   done
 }
 # partition_dcs N on|off: packets between node N and every etcd member vanish, both ways
@@ -162,8 +170,8 @@ ns_setup() {
 # lose the answers, which is a different failure)
 partition_dcs() {
   local act=-I; [ "$2" = off ] && act=-D
-  ip netns exec agit-dcs iptables $act INPUT -s "$(node_ip "$1")" -j DROP
-  ip netns exec agit-dcs iptables $act OUTPUT -d "$(node_ip "$1")" -j DROP
+  ip netns exec $NS-dcs iptables $act INPUT -s "$(node_ip "$1")" -j DROP
+  ip netns exec $NS-dcs iptables $act OUTPUT -d "$(node_ip "$1")" -j DROP
 }
 
 # node_conf N [extra YAML appended at top level]: writes $T/pg-N.yml
@@ -182,9 +190,9 @@ etcd3:
   hosts: $(etcd_ip 1):2379,$(etcd_ip 2):2379,$(etcd_ip 3):2379
 bootstrap:
   dcs:
-    ttl: 4
-    loop_wait: 1
-    retry_timeout: 1
+    ttl: ${AG_TTL:-4}
+    loop_wait: ${AG_LW:-1}
+    retry_timeout: ${AG_RT:-1}
     maximum_lag_on_failover: 1048576
     failsafe_mode: true
     postgresql:
@@ -227,7 +235,7 @@ EOF
 node_start() {
   local n=$1
   [ -f "$T/pg-$n.yml" ] || node_conf "$n"
-  local ns=(); [ "$NET" = ns ] && ns=(ip netns exec "agit-n$n")
+  local ns=(); [ "$NET" = ns ] && ns=(ip netns exec "$NS-n$n")
   bg "pg-$n" "${ns[@]}" env LOG_LEVEL=${AGENT_LOG_LEVEL:-info} "$AGENT_BIN" "$T/pg-$n.yml"
 }
 node_agent_pid() { cat "$T/pg-$1.pid"; }
@@ -282,7 +290,7 @@ cluster_up() {
 # ---------------- write probe (probe.py) ----------------
 probe_start() { # starts writers against every node; waits for the first acknowledged write
   psql_n "$(node_of "$LEADER")" "CREATE TABLE IF NOT EXISTS probe(id bigserial primary key, host text, t bigint)" >/dev/null
-  rm -f "$T/probe.stop"
+  rm -f "$T/probe.stop" "$T/probe.out"
   bg probe "${NSX[@]}" /usr/bin/python3 "$REPO/tests/integration/agent/probe.py" run "$T/probe.out" "$T/probe.stop" \
     "$SUPERPASS" "$(node_ip 0)" "$(node_ip 1)" "$(node_ip 2)"
   wait_until 20 grep -q ' ok$' "$T/probe.out" || bail "write probe gets its first write acknowledged"
