@@ -4,7 +4,7 @@
 # loss/duplication/reordering/delay, partitions, crashes with torn writes, clock drift,
 # transfers, membership changes and snapshots, checking the Raft safety properties after
 # every event and liveness after the faults stop. A failing seed prints its reproduction
-# command. SIM_SEEDS / SIM_SAN_SEEDS override the counts (CI: 20,000 fast + 3,000 ASan).
+# command. SIM_SEEDS / SIM_SAN_SEEDS override the counts (CI: 40,000 fast + 3,000 ASan).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 fast=build/sim/raft-sim-fast san=build/sim/raft-sim crash=build/sim/wal-crash
@@ -24,7 +24,7 @@ t() { # description command...
 for b in $fast $san $crash; do
   [ -x "$b" ] || { echo "not ok 1 - $b not built (make test-bins)"; echo "1..1"; exit 1; }
 done
-t "${SIM_SEEDS:-20000} seeds, optimised build" $fast --seeds 1 "${SIM_SEEDS:-20000}"
+t "${SIM_SEEDS:-40000} seeds, optimised build" $fast --seeds 1 "${SIM_SEEDS:-40000}"
 t "${SIM_SAN_SEEDS:-3000} seeds under ASan+UBSan" $san --seeds 1000001 "${SIM_SAN_SEEDS:-3000}"
 t "WAL + snapshot files: power lost at every disk operation of a workload, 16 torn-write outcomes each" \
   $crash 16
