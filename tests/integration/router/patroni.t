@@ -8,7 +8,7 @@
 # reaches a read-only node through 5000; reads on 5001 land on replicas, balanced; no
 # acknowledged row is lost. Measured gaps are printed as comments (the anchor: HAProxy
 # with the Patroni template, 5.0-7.1 s switchover, 14-16 s failover at ttl 10).
-import json, os, pwd, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
+import json, os, pwd, shutil, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
 import psycopg2
 
 # ROUTER_IT_AGENT=appliance runs the nodes with build/bin/appliance-agent (same YAML keys,
@@ -57,8 +57,10 @@ procs = {}
 def start(name, argv, as_postgres=False):
     log = open(f"{tmp}/{name}.log", "a")
     pre = ["setpriv", f"--reuid={pg.pw_uid}", f"--regid={pg.pw_gid}", "--init-groups"] if as_postgres else []
+    # Own process group: cleanup kills helpers it may have started (pg_basebackup, ...).
     procs[name] = subprocess.Popen(pre + argv, stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
-                                   env=dict(os.environ, HOME=tmp, LOG_LEVEL="info"))
+                                   env=dict(os.environ, HOME=tmp, LOG_LEVEL="info"),
+                                   start_new_session=True)
 
 def postmaster_pid(node):
     try:
@@ -77,8 +79,24 @@ def kill_postgres(node):
         except ProcessLookupError:
             pass
 
+def listening(ip, port):
+    try:
+        socket.create_connection((ip, port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def node_ports_busy():
+    return [f"{ip}:{port}" for ip in NODES.values() for port in (5432, 8008) if listening(ip, port)]
+
+
 def cleanup():
     for name, p in procs.items():
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
         if p.poll() is None:
             p.kill()
             try:
@@ -87,6 +105,9 @@ def cleanup():
                 pass
     for node in NODES:
         kill_postgres(node)
+    # The next test reuses these addresses: leave only once they are free.
+    if not wait(lambda: not node_ports_busy(), 15, 0.1):
+        print(f"# still listening after cleanup: {node_ports_busy()}")
     shutil.rmtree(tmp, ignore_errors=True)
 
 def patroni_yml(node):
@@ -212,6 +233,9 @@ def run_probe(pid):
     return p, th
 
 try:
+    busy = node_ports_busy()
+    if not ok(not busy, "node addresses are free before the start", f"busy: {busy} (stale processes?)"):
+        raise Stop
     start("etcd", ["etcd", "--name", "e1", "--data-dir", f"{tmp}/etcd", "--listen-client-urls", f"http://{ETCD}",
                    "--advertise-client-urls", f"http://{ETCD}", "--listen-peer-urls", "http://127.0.30.1:33380",
                    "--initial-advertise-peer-urls", "http://127.0.30.1:33380",
