@@ -6,7 +6,8 @@
 # primary) with the latency measured; writes never go to a node whose /primary is non-200;
 # no leader -> held then refused; reads balanced and failing over; backend down/up;
 # 8404 CSV header = HAProxy 2.6's, JSON, /metrics, slowloris and garbage; SIGHUP reload
-# keeps established sessions; a bad config is refused with a clear message.
+# keeps established sessions; 10,000 idle clients; a bad config is refused with a clear
+# message.
 # Addresses: 127.0.30.0/24 only.
 import base64, json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 import http.server, socketserver, urllib.request
@@ -342,6 +343,29 @@ try:
     ok(d.startswith(b"HTTP/1.1 400"), f"garbage on 8404 answers 400 ({d[:20]!r})")
     g.close()
     ok(stats_json() is not None and router.poll() is None, "router alive after slowloris and garbage")
+
+    # --- 10,000 concurrent idle clients on the release binary ---
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    rss0 = int([l for l in open(f"/proc/{router.pid}/status") if l.startswith("VmRSS:")][0].split()[1])
+    idle = []
+    try:
+        for i in range(10000):
+            idle.append(socket.create_connection((ROUTER_IP, P5000), timeout=5))
+        ok(wait(lambda: (stats_json() or {}).get("sessions") == 10000, 20), "10,000 idle clients connected at once")
+        rss1 = int([l for l in open(f"/proc/{router.pid}/status") if l.startswith("VmRSS:")][0].split()[1])
+        print(f"# router VmRSS {rss0} kB -> {rss1} kB with 10,000 idle clients ({(rss1 - rss0) * 1024 / 10000:.0f} B each)")
+        idle[-1].sendall(b"alive")
+        idle[-1].settimeout(3)
+        ok(idle[-1].recv(100) == b"pg-2:alive", "one of them is served while 9,999 idle")
+    except OSError as e:
+        ok(False, "10,000 idle clients connected at once", repr(e))
+    finally:
+        for c in idle:
+            c.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    ok(wait(lambda: (stats_json() or {}).get("sessions") == 0, 20), "all 10,000 closed cleanly")
 
     # --- SIGHUP reload keeps established sessions ---
     who, keep = land(P5000)
