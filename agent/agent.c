@@ -726,7 +726,7 @@ static int64_t last_history_tl = 0;
 
 static void publish(agent *a)
 {
-    if (!a->dcs_ok || a->lease_id == 0)
+    if (!a->dcs_ok || a->lease_id == 0 || !a->name_checked)
         return;
     json_t *m = member_json(a);
     char *s = json_dumps(m, JSON_COMPACT);
@@ -1676,6 +1676,45 @@ static void dcs_error(agent *a, const char *why)
     cycle_end(a);
 }
 
+/* ---- unique member name: refuse to run as a second member with the same name ---- */
+
+static void on_name_probe(const http_client_result *res, void *arg)
+{
+    agent *a = arg;
+    if (res->status == 200) {
+        log_error("name: another member named '%s' is running at %s; member names must be "
+                  "unique in the cluster, refusing to start",
+                  a->cfg.name, a->name_conflict_url);
+        a->exit_code = 2;
+        a->stopping = 1;
+        evloop_stop(a->loop);
+        return;
+    }
+    a->name_checked = 1; /* the key is a stale one of an earlier incarnation */
+    agent_wake(a);
+}
+
+/* First DCS view: a live key members/<my name> with another api_url is either this node's
+ * previous incarnation at another address (its agent is gone) or a duplicate name. Ask
+ * that api_url; until the answer, publish nothing (so a duplicate cannot overwrite the
+ * running member's key). */
+static void check_name(agent *a)
+{
+    a->name_check_started = 1;
+    json_t *m = json_object_get(a->members, a->cfg.name);
+    const char *url = json_string_value(json_object_get(m, "api_url"));
+    char mine[300];
+    snprintf(mine, sizeof(mine), "http://%s/patroni", a->cfg.rest_connect_address);
+    if (!url || strcmp(url, mine) == 0) {
+        a->name_checked = 1;
+        return;
+    }
+    snprintf(a->name_conflict_url, sizeof(a->name_conflict_url), "%s", url);
+    http_client_opts o = {.timeout_ms = PEER_TIMEOUT_MS, .connect_timeout_ms = 500};
+    if (!http_client_request(a->http, a->name_conflict_url, &o, on_name_probe, a))
+        a->name_checked = 1;
+}
+
 static void on_range(const etcd_result *r, void *arg)
 {
     agent *a = arg;
@@ -1687,6 +1726,12 @@ static void on_range(const etcd_result *r, void *arg)
     a->failsafe_active = 0;
     a->dcs_last_seen = (int64_t)time(NULL);
     view_from_range(a, r);
+    if (!a->name_check_started)
+        check_name(a);
+    if (!a->name_checked) {
+        cycle_end(a); /* nothing else until the name is known to be ours */
+        return;
+    }
     pg_status_step(a);
 }
 

@@ -110,6 +110,8 @@ typedef struct agent {
     char switchover_from[HA_NAME_MAX], switchover_to[HA_NAME_MAX];
     uint64_t switchover_deadline_ms;
     const char *config_path;
+    int name_check_started, name_checked; /* unique-name check on the first DCS view */
+    char name_conflict_url[300];
     int reinit_pending; /* POST /reinitialize: data dir goes aside once postgres is down */
 
     int stopping;

@@ -331,6 +331,11 @@ static void post_switchover(agent *a, http_conn *c, const http_request *r)
         send_text(c, 400, "Bad request");
         return;
     }
+    if (json_object_get(j, "scheduled_at")) {
+        json_decref(j);
+        send_text(c, 400, "scheduled switchovers are not supported");
+        return;
+    }
     const char *leader = json_string_value(json_object_get(j, "leader"));
     const char *cand = json_string_value(json_object_get(j, "candidate"));
     if (!cand)

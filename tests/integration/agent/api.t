@@ -56,4 +56,12 @@ for r in rows:
     if r["Role"]=="Replica": assert r["Lag in MB"]==0, r' "$out" "$LEADER" "$SCOPE" || diag "patronictl: $out $(cat "$T/patronictl.err")"
 out=$(patronictl -c "$T/pg-0.yml" history -f json 2>>"$T/patronictl.err")
 check "patronictl history parses (timeline 1: empty)" [ "$out" = "[]" ]
+
+# a second agent that calls itself like a running member (other addresses) must refuse
+node_conf 3
+sed -i "s/^name: pg-3/name: pg-$R/" "$T/pg-3.yml"
+node_start 3
+check "an agent with a duplicate name (pg-$R) exits" wait_until 15 node_gone 3
+check "... saying why" grep -q "name: another member named 'pg-$R' is running at http://$(node_ip "$R"):8008/patroni" "$T/pg-3.log"
+check "... without touching pg-$R's member key" bash -c "dcs_get() { ETCDCTL_API=3 etcdctl --endpoints=$ETCD_EPS get /service/$SCOPE/members/pg-$R --print-value-only; }; dcs_get | grep -q '$(node_ip "$R"):8008'"
 echo "1..$_tap_n"

@@ -77,7 +77,10 @@ cleanup() {
   for p in "${_pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null; done
   # postgres runs in its own process group under each agent: kill by postmaster.pid
   for p in "$T"/pg-*/data/postmaster.pid; do
-    [ -f "$p" ] && kill -KILL -- "-$(head -1 "$p")" 2>/dev/null
+    [ -f "$p" ] || continue
+    local pm; pm=$(head -1 "$p")
+    kill -KILL -- "-$(ps -o pgid= -p "$pm" 2>/dev/null | tr -d ' ')" 2>/dev/null
+    kill -KILL "$pm" 2>/dev/null
   done
   for p in "${_pids[@]}"; do
     local i=0
@@ -242,10 +245,14 @@ node_agent_pid() { cat "$T/pg-$1.pid"; }
 node_pm_pid() { [ -f "$T/pg-$1/data/postmaster.pid" ] && head -1 "$T/pg-$1/data/postmaster.pid"; }
 # node_kill9 N: the whole node dies at once (agent, postmaster and its children).
 node_kill9() {
-  local n=$1 pm
+  local n=$1 pm pgid=""
   pm=$(node_pm_pid "$n")
+  # the postmaster may sit in a process group of its own (ours) or another one (Patroni's
+  # spawner): kill it by pid and by its group
+  [ -n "$pm" ] && pgid=$(ps -o pgid= -p "$pm" 2>/dev/null | tr -d ' ')
   kill -KILL -- "-$(node_agent_pid "$n")" 2>/dev/null
-  [ -n "$pm" ] && kill -KILL -- "-$pm" 2>/dev/null
+  [ -n "$pm" ] && kill -KILL "$pm" 2>/dev/null
+  [ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null
   wait_until 10 bash -c "! kill -0 $(node_agent_pid "$n") 2>/dev/null" || true
   [ -n "$pm" ] && { wait_until 10 bash -c "! kill -0 $pm 2>/dev/null" || true; }
 }
