@@ -21,7 +21,6 @@
 # test-timeout: 300
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
-REPO=$PWD
 T=$(mktemp -d /tmp/compose-cluster.XXXXXX)
 P=pgappc$$ # compose project
 VER=compose-$$

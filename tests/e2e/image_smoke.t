@@ -78,6 +78,27 @@ else
 fi
 rm -rf "$T/img2"
 
+# The air-gapped bundle around that tarball (what `make bundle` does after `make image`):
+# the listed files, checksums that verify, the same image bytes, a compose file that
+# docker-compose accepts as shipped.
+start=$(now_ms)
+if rootfs/bundle.sh "$T/img1/pg-appliance.tar" "$T/bundle.tar.gz" >"$T/bundle.log" 2>&1 &&
+  mkdir -p "$T/unpacked" && tar xzf "$T/bundle.tar.gz" -C "$T/unpacked"; then
+  b=$T/unpacked/pg-appliance-bundle
+  files=$(cd "$b" && find . -type f | LC_ALL=C sort | tr '\n' ' ')
+  want="./README.md ./SHA256SUMS ./compose.yaml ./configs/init_users_dbs.sql ./configs/postgres0.yml ./configs/postgres1.yml ./configs/postgres2.yml ./configs/router.yml ./pg-appliance.tar "
+  if [ "$files" = "$want" ] && (cd "$b" && sha256sum --quiet -c SHA256SUMS) &&
+    cmp -s "$b/pg-appliance.tar" "$T/img1/pg-appliance.tar" &&
+    (cd "$b" && DEFAULT_DATA_DIR=/nonexistent docker-compose config -q) >"$T/bundle-compose.log" 2>&1; then
+    ok "bundle ($(($(stat -c %s "$T/bundle.tar.gz") / 1000000)) MB, $(($(now_ms) - start)) ms): files, SHA256SUMS, image bytes, compose config valid"
+  else
+    nok "bundle content: $files"; show "$T/bundle-compose.log"
+  fi
+else
+  nok "bundle.sh failed"; show "$T/bundle.log"
+fi
+rm -rf "$T/unpacked" "$T/bundle.tar.gz"
+
 if docker load -i "$T/img1/pg-appliance.tar" >"$T/load.log" 2>&1 && grep -q "Loaded image: $TAG" "$T/load.log"; then
   ok "docker load -i accepts the tarball ($TAG)"
 else
