@@ -150,8 +150,10 @@ if wait_for 60 moved; then
 else
   nok "writes did not move off the killed primary within 60 s"; show "$T/sql.raw"
 fi
+since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 docker start "$primary_c" >/dev/null 2>&1
-rejoined() { docker logs "$primary_c" 2>&1 | tail -5 | grep -q 'I am a replica following'; }
+# Only this life's log lines (a container's log keeps its earlier lives).
+rejoined() { docker logs --since "$since" "$primary_c" 2>&1 | grep -q 'I am a replica following'; }
 if wait_for 90 rejoined; then ok "the old primary $primary rejoined as a replica"
 else nok "the old primary did not rejoin within 90 s"; docker logs "$primary_c" >"$T/old.log" 2>&1; show "$T/old.log"; fi
 
