@@ -71,9 +71,10 @@ TEST(three_members_both_spellings)
 
 TEST(environment_and_flag_precedence)
 {
+    static char env_ic[] = "ETCD_INITIAL_CLUSTER=" IC;
     char *env[] = {"PATH=/bin",
                    "ETCD_NAME=n3",
-                   "ETCD_INITIAL_CLUSTER=" IC,
+                   env_ic,
                    "ETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.80.3:2380",
                    "ETCD_DATA_DIR=/etcd-data",
                    "ETCD_ENABLE_V2=true",
