@@ -82,7 +82,7 @@ rm -rf "$T/img2"
 # the listed files, checksums that verify, the same image bytes, a compose file that
 # docker-compose accepts as shipped.
 start=$(now_ms)
-if rootfs/bundle.sh "$T/img1/pg-appliance.tar" "$T/bundle.tar.gz" >"$T/bundle.log" 2>&1 &&
+if BUNDLE_GZIP_LEVEL=1 rootfs/bundle.sh "$T/img1/pg-appliance.tar" "$T/bundle.tar.gz" >"$T/bundle.log" 2>&1 &&
   mkdir -p "$T/unpacked" && tar xzf "$T/bundle.tar.gz" -C "$T/unpacked"; then
   b=$T/unpacked/pg-appliance-bundle
   files=$(cd "$b" && find . -type f | LC_ALL=C sort | tr '\n' ' ')
