@@ -135,7 +135,8 @@ else
 fi
 
 # Everything inside the image: initdb (calls /bin/sh and locale -a), pg_ctl start (via
-# /bin/sh), psql over Debian's default socket dir /var/run/postgresql, stop.
+# /bin/sh), psql over Debian's default socket dir /var/run/postgresql, stop, and the
+# agent's "/bin/rm -rf" of a data dir.
 pgscript='set -e
 B=/usr/lib/postgresql/15/bin D=/home/postgres/pgdata/data
 $B/initdb -D $D -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --data-checksums >/dev/null
@@ -143,6 +144,7 @@ $B/pg_ctl -D $D -l /tmp/pg.log -w -t 60 start >/dev/null
 $B/psql -X -At -U postgres -c "select 40 + 2, datcollate, current_user from pg_database where datname = current_database()"
 $B/psql -X -At -U postgres -c "select count(*) > 0 from pg_collation where collname = '"'C.utf8'"'"
 $B/pg_ctl -D $D -m fast -w stop >/dev/null
+/bin/rm -rf $D && [ ! -e $D ] && echo rm-done
 echo pg-done'
 docker run --rm --name "$NAME-pg" -e ROLE=pg "$TAG" -- /bin/sh -c "$pgscript" >"$T/pg.log" 2>&1
 rc=$?
@@ -151,6 +153,8 @@ if [ "$rc" -eq 0 ] && grep -q 'sh\[[0-9]*\]: 42|C.UTF-8|postgres$' "$T/pg.log" &
 else
   nok "ROLE=pg PostgreSQL run: exit $rc"; show "$T/pg.log" 30
 fi
+if grep -q 'sh\[[0-9]*\]: rm-done$' "$T/pg.log"; then ok "/bin/rm -rf of a data dir works (the agent's reinit runs it)"
+else nok "/bin/rm -rf of the data dir failed"; fi
 if grep -q 'sh\[[0-9]*\]: t$' "$T/pg.log"; then ok "initdb imported the OS collations (locale -a works)"
 else nok "no C.utf8 collation imported"; fi
 if grep -q 'role pg: user postgres.*seccomp errno' "$T/pg.log" && ! grep -q 'seccomp: denied' "$T/pg.log"; then
