@@ -121,11 +121,25 @@ static void fatal_disk(dcs_server *s, const char *what, const char *detail)
     evloop_stop(s->loop);
 }
 
-static void send_msgs(dcs_server *s, const raft_msg *msgs, size_t n)
+/* Messages only a leader sends and that promise nothing about the sender's disk: raft.h
+ * documents that the leader's appends do not depend on its own fsync (it counts itself
+ * toward commit only at raft_advance). Sending them BEFORE the fdatasync overlaps the
+ * leader's sync with the followers' (etcd does the same); everything else (votes,
+ * acknowledgements) still goes out only after the sync. */
+static bool leader_only_msg(const raft_msg *m)
+{
+    return m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+           m->type == RAFT_MSG_SNAPSHOT;
+}
+
+/* early: send only the leader's pre-sync messages; !early: only the others */
+static void send_msgs(dcs_server *s, const raft_msg *msgs, size_t n, bool leader, bool early)
 {
     static uint8_t *buf;
     static size_t cap;
     for (size_t i = 0; i < n; i++) {
+        if ((leader && leader_only_msg(&msgs[i])) != early)
+            continue;
         size_t len = raft_msg_encoded_len(&msgs[i]);
         if (len > cap) {
             uint8_t *nb = realloc(buf, len);
@@ -269,14 +283,20 @@ static void drain(dcs_server *s)
                 return;
             }
         }
+        bool leader = rd.role == RAFT_LEADER;
         if (wal_save(s->w, rd.has_hard_state ? &rd.hard_state : NULL, rd.entries, rd.n_entries) !=
-                0 ||
-            (rd.must_sync && wal_sync(s->w) != 0)) {
+            0) {
             fatal_disk(s, "WAL write", strerror(errno));
             return;
         }
+        if (leader)
+            send_msgs(s, rd.msgs, rd.n_msgs, true, true);
+        if (rd.must_sync && wal_sync(s->w) != 0) {
+            fatal_disk(s, "WAL sync", strerror(errno));
+            return;
+        }
         /* 2. send */
-        send_msgs(s, rd.msgs, rd.n_msgs);
+        send_msgs(s, rd.msgs, rd.n_msgs, leader, false);
         /* 3. apply */
         if (rd.snapshot) {
             dcs_store *nst = store_snapshot_load(rd.snapshot->data, rd.snapshot->len, NULL);
