@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+# test-timeout: 120
+"""Snapshots in a running appliance-dcs cluster (--snapshot-count 200): members write
+snapshot files; a member that was down while the leader compacted its log past it
+(> 1000 entries, the core's margin) catches up by an installed snapshot, leases included;
+a restarted member recovers from snapshot + WAL."""
+import http.client
+import json
+import os
+import signal
+import sys
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dcsd import Cluster, b64, done, need_binary, ok, wait_for  # noqa: E402
+
+need_binary()
+c = Cluster(v2=True, extra=["--snapshot-count", "200"]).start()
+
+
+def write_many(m, prefix, n):
+    conn = http.client.HTTPConnection(m.host, 2379, timeout=10)
+    good = 0
+    for i in range(n):
+        conn.request("POST", "/v3/kv/put",
+                     json.dumps({"key": b64("%s/%05d" % (prefix, i)), "value": b64("x" * 32)}),
+                     {"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        good += r.status == 200
+    conn.close()
+    return good
+
+
+def count(m, prefix):
+    st, j, _ = m.post("/v3/kv/range", {"key": b64(prefix + "/"), "range_end": b64(prefix + "0"),
+                                        "count_only": True, "serializable": True}, timeout=5)
+    return int(j.get("count", "0")) if st == 200 else -1
+
+
+try:
+    L = c.leader(15)
+    ok(L is not None, "cluster up", c.logs())
+    ok(write_many(L, "a", 300) == 300, "300 puts")
+    snaps = wait_for(lambda: all(any(f.endswith(".snap") for f in
+                                     os.listdir(os.path.join(m.data, "member", "snap")))
+                                 for m in c.members), 10)
+    ok(snaps, "every member wrote a snapshot file")
+
+    lag = [m for m in c.members if m is not L][0]
+    lag.kill(signal.SIGKILL)
+    st, g, _ = L.post("/v3/lease/grant", {"TTL": 60})
+    L.post("/v3/kv/put", {"key": b64("leased"), "value": b64("v"), "lease": g["ID"]})
+    http_v2 = L.url + "/v2/keys/v2key"
+    urllib.request.urlopen(urllib.request.Request(http_v2, data=b"value=v2", method="PUT"),
+                           timeout=5).read()
+    ok(write_many(L, "b", 1500) == 1500, "1500 puts while one member is down")
+    lag.start()
+    caught = wait_for(lambda: count(lag, "b") == 1500, 20)
+    ok(caught, "the lagging member catches up (%d/1500 keys)" % count(lag, "b"), lag.tail())
+    ok("installed snapshot" in lag.tail(80), "... by an installed snapshot", lag.tail())
+    st, t, _ = lag.post("/v3/lease/timetolive", {"ID": g["ID"]})
+    ok(st == 200 and int(t.get("TTL", "-1")) > 0, "the lease came with the snapshot", t)
+    st, j, _ = lag.post("/v3/kv/range", {"key": b64("leased"), "serializable": True})
+    ok(j.get("kvs") and j["kvs"][0].get("lease") == g["ID"], "leased key came with it", j)
+    with urllib.request.urlopen(lag.url + "/v2/keys/v2key", timeout=5) as r:
+        ok(json.loads(r.read())["node"]["value"] == "v2", "v2 store came with it")
+
+    # restart from snapshot + WAL
+    m = [x for x in c.members if x is not L and x is not lag][0]
+    m.kill(signal.SIGTERM)
+    m.start()
+    back = wait_for(lambda: count(m, "b") == 1500 and count(m, "a") == 300, 15)
+    ok(back, "restarted member recovers snapshot + WAL", m.tail())
+    line = [ln for ln in m.tail(80).splitlines() if "recovered member" in ln]
+    ok(line and " snapshot 0," not in line[-1], "it loaded a snapshot (%s)" % (line[-1:] or ""))
+    for x in c.members:
+        rc = x.kill(signal.SIGTERM)
+        ok(rc == 0, "%s exits 0 on SIGTERM" % x.name, x.tail())
+finally:
+    c.stop()
+done()
