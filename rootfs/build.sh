@@ -108,6 +108,17 @@ for f in "$PGLIB"/lib/*; do
 done
 cp -a "$PGSHARE" "$B/usr/share/postgresql/"
 rm -rf "$B$PGSHARE/man"
+# Only the files of Debian's postgresql-15 / postgresql-client-15 packages: an extension
+# package installed on the build host must not slip into the image (it would make the
+# image depend on the host, and its libraries are not in the seccomp-derived set).
+if command -v dpkg >/dev/null; then
+  owned=$(dpkg -L "postgresql-$PGVER" "postgresql-client-$PGVER" 2>/dev/null | sort -u)
+  (cd "$B" && find ".$PGLIB" ".$PGSHARE" \( -type f -o -type l \) | sed 's|^\.||' | sort) |
+    comm -23 - <(echo "$owned") | while IFS= read -r extra; do
+      echo "rootfs: WARNING: $extra is not from postgresql-$PGVER packages: left out" >&2
+      rm -f "$B$extra"
+    done
+fi
 # Debian builds with --with-system-tzdata: timezone names resolve in /usr/share/zoneinfo.
 # "right/" (leap-second variants, 2 MB) is not a valid PostgreSQL timezone source anyway.
 cp -a /usr/share/zoneinfo "$B/usr/share/zoneinfo"
