@@ -331,7 +331,8 @@ static void post_switchover(agent *a, http_conn *c, const http_request *r)
         send_text(c, 400, "Bad request");
         return;
     }
-    if (json_object_get(j, "scheduled_at")) {
+    json_t *sched = json_object_get(j, "scheduled_at"); /* patronictl sends null */
+    if (sched && !json_is_null(sched)) {
         json_decref(j);
         send_text(c, 400, "scheduled switchovers are not supported");
         return;
@@ -403,7 +404,8 @@ static void post_restart(agent *a, http_conn *c, const http_request *r)
         send_text(c, 400, "Bad request");
         return;
     }
-    if (json_object_get(j, "schedule")) {
+    json_t *sched = json_object_get(j, "schedule");
+    if (sched && !json_is_null(sched)) {
         json_decref(j);
         send_text(c, 400, "scheduled restarts are not supported");
         return;
@@ -460,6 +462,112 @@ void rest_cycle(agent *a)
                 snprintf(msg, sizeof(msg), "Switchover status unknown");
             send_text(c, moved ? 200 : 503, msg);
         }
+    }
+}
+
+/* ---- PATCH/PUT /config (patronictl pause/resume/edit-config go through these) ---- */
+
+typedef struct config_req {
+    agent *a;
+    http_conn *conn; /* NULL once the client is gone */
+    char *text;      /* the config written */
+} config_req;
+
+static void on_config_conn_closed(http_conn *c, void *arg)
+{
+    config_req *q = arg;
+    q->conn = NULL;
+}
+
+static void on_config_written(const etcd_result *r, void *arg)
+{
+    config_req *q = arg;
+    if (q->conn) {
+        http_conn_on_close(q->conn, NULL, NULL); /* q is freed below */
+        if (!r->ok)
+            send_text(q->conn, 503, "DCS is not accessible");
+        else if (!r->succeeded)
+            send_text(q->conn, 409, "Config was changed meanwhile");
+        else
+            http_respond(q->conn, 200, "application/json", q->text, strlen(q->text));
+    }
+    if (r->ok && r->succeeded)
+        agent_wake(q->a); /* apply it at once */
+    free(q->text);
+    free(q);
+}
+
+/* RFC 7386 merge patch, as Patroni's PATCH /config: null deletes, objects merge. */
+static void merge_patch(json_t *target, json_t *patch)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(patch, k, v)
+    {
+        json_t *cur = json_object_get(target, k);
+        if (json_is_null(v))
+            json_object_del(target, k);
+        else if (json_is_object(v) && json_is_object(cur))
+            merge_patch(cur, v);
+        else
+            json_object_set(target, k, v);
+    }
+}
+
+static void write_config(agent *a, http_conn *c, const http_request *r, int patch)
+{
+    json_t *body = json_loadb(r->body, r->body_len, 0, NULL);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        send_text(c, 400, "Bad request: expected a JSON object");
+        return;
+    }
+    if (patch && !a->config_json) {
+        json_decref(body);
+        send_text(c, 503, "No configuration in DCS");
+        return;
+    }
+    json_t *cfg = patch ? json_deep_copy(a->config_json) : json_incref(body);
+    if (patch)
+        merge_patch(cfg, body);
+    json_decref(body);
+    agent_dyn_config d;
+    char err[300];
+    if (agent_dyn_config_parse(&d, cfg, err, sizeof(err)) != 0) {
+        json_decref(cfg);
+        send_text(c, 400, err);
+        return;
+    }
+    agent_dyn_config_free(&d);
+    config_req *q = calloc(1, sizeof(*q));
+    char *text = json_dumps(cfg, JSON_COMPACT);
+    json_decref(cfg);
+    if (!q || !text) {
+        free(q);
+        free(text);
+        send_text(c, 500, "out of memory");
+        return;
+    }
+    q->a = a;
+    q->conn = c;
+    q->text = text;
+    http_conn_on_close(c, on_config_conn_closed, q);
+    char k[512];
+    snprintf(k, sizeof(k), "%sconfig", a->prefix);
+    /* PATCH: compare-and-swap on the revision we read (a concurrent edit answers 409);
+     * PUT: unconditional, as Patroni. */
+    etcd_compare cmp = {
+        .key = k, .key_len = strlen(k), .target = ETCD_CMP_MOD, .number = a->config_mod};
+    etcd_op op = {.type = ETCD_OP_PUT,
+                  .key = k,
+                  .key_len = strlen(k),
+                  .value = text,
+                  .value_len = strlen(text)};
+    if (etcd_txn(a->etcd, &cmp, patch ? 1 : 0, &op, 1, NULL, 0, 2000, on_config_written, q) != 0) {
+        http_conn_on_close(c, NULL, NULL);
+        send_text(c, 503, "DCS is not accessible");
+        free(q->text);
+        free(q);
     }
 }
 
@@ -547,6 +655,10 @@ static void handler(http_conn *c, const http_request *r, void *arg)
                 return;
             }
             send_text(c, 202, "reload scheduled");
+            return;
+        }
+        if ((strcmp(m, "PATCH") == 0 || strcmp(m, "PUT") == 0) && strcmp(p, "/config") == 0) {
+            write_config(a, c, r, strcmp(m, "PATCH") == 0);
             return;
         }
         if (strcmp(m, "POST") == 0 && strcmp(p, "/reinitialize") == 0) {

@@ -44,7 +44,8 @@ _tap_failed=0
 ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
 not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
 # check DESCRIPTION COMMAND...: one TAP line from a command's exit status.
-check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+# It returns the command's verdict, so `check ... || diag "details"` explains a failure.
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; return 1; fi; }
 diag() { echo "# $*"; }
 # A failed precondition: report it, dump the logs, stop the test (the trap cleans up).
 bail() { not_ok "$*"; dump_logs; exit 1; }
