@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Writes the air-gapped install bundle: one .tar.gz holding the image tarball,
 # compose.yaml, configs/ (compose bind-mounts ./configs/init_users_dbs.sql), README.md
-# (rootfs/INSTALL.md) and SHA256SUMS. Deterministic like the image: sorted names, fixed
-# mtime/owner, gzip without name/timestamp.
+# (rootfs/INSTALL.md), IMAGE-ID and SHA256SUMS. Deterministic like the image: sorted
+# names, fixed mtime/owner, gzip without name/timestamp.
 #
 # Usage: rootfs/bundle.sh IMAGE_TAR OUT.tar.gz
 #   BUNDLE_GZIP_LEVEL (1-9, default 6): 6 is 36 MB in ~11 s here, 1 is 39 MB in ~4 s (the
@@ -27,6 +27,13 @@ install -m 0644 "$REPO/compose.yaml" "$d/compose.yaml"
 install -m 0644 "$REPO/rootfs/INSTALL.md" "$d/README.md"
 for f in "$REPO"/configs/*; do install -m 0644 "$f" "$d/configs/"; done
 chmod 0644 "$d/pg-appliance.tar"
+# The image ID docker will show after `docker load` (sha256 of the config named in the
+# manifest), so the install can be checked against it.
+python3 - "$d/pg-appliance.tar" >"$d/IMAGE-ID" <<'PY' || { echo "bundle: error: cannot read the image manifest" >&2; exit 2; }
+import json, sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    print("sha256:" + json.load(t.extractfile("manifest.json"))[0]["Config"].removesuffix(".json"))
+PY
 (cd "$d" && find . -type f ! -name SHA256SUMS | LC_ALL=C sort | sed 's|^\./||' |
   xargs sha256sum >SHA256SUMS)
 tar --sort=name --mtime="@$EPOCH" --owner=0 --group=0 --numeric-owner --format=gnu \

@@ -86,11 +86,11 @@ if BUNDLE_GZIP_LEVEL=1 rootfs/bundle.sh "$T/img1/pg-appliance.tar" "$T/bundle.ta
   mkdir -p "$T/unpacked" && tar xzf "$T/bundle.tar.gz" -C "$T/unpacked"; then
   b=$T/unpacked/pg-appliance-bundle
   files=$(cd "$b" && find . -type f | LC_ALL=C sort | tr '\n' ' ')
-  want="./README.md ./SHA256SUMS ./compose.yaml ./configs/init_users_dbs.sql ./configs/postgres0.yml ./configs/postgres1.yml ./configs/postgres2.yml ./configs/router.yml ./pg-appliance.tar "
+  want="./IMAGE-ID ./README.md ./SHA256SUMS ./compose.yaml ./configs/init_users_dbs.sql ./configs/postgres0.yml ./configs/postgres1.yml ./configs/postgres2.yml ./configs/router.yml ./pg-appliance.tar "
   if [ "$files" = "$want" ] && (cd "$b" && sha256sum --quiet -c SHA256SUMS) &&
-    cmp -s "$b/pg-appliance.tar" "$T/img1/pg-appliance.tar" &&
+    cmp -s "$b/pg-appliance.tar" "$T/img1/pg-appliance.tar" && [ "$(cat "$b/IMAGE-ID")" = "$id1" ] &&
     (cd "$b" && DEFAULT_DATA_DIR=/nonexistent docker-compose config -q) >"$T/bundle-compose.log" 2>&1; then
-    ok "bundle ($(($(stat -c %s "$T/bundle.tar.gz") / 1000000)) MB, $(($(now_ms) - start)) ms): files, SHA256SUMS, image bytes, compose config valid"
+    ok "bundle ($(($(stat -c %s "$T/bundle.tar.gz") / 1000000)) MB, $(($(now_ms) - start)) ms): files, SHA256SUMS, image bytes, IMAGE-ID, compose config valid"
   else
     nok "bundle content: $files"; show "$T/bundle-compose.log"
   fi
