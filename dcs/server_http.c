@@ -15,6 +15,8 @@
 
 #define JSON_MAX (64u << 20)
 
+static void respond_text(http_conn *c, int status, const char *text);
+
 static void respond_jw(http_conn *c, int status, const char *extra, jw *w)
 {
     size_t n = 0;
@@ -54,7 +56,7 @@ void dcs_answer_error(preq *p, int grpc_code, const char *msg)
     if (c) {
         jw w;
         jw_init(&w, JSON_MAX);
-        if (p->kind == PQ_V2_WRITE) {
+        if (p->kind == PQ_V2_WRITE || p->kind == PQ_V2_READ) {
             /* etcd v2: 300 Raft Internal Error (HTTP 500); python-etcd and Patroni retry */
             v2_result r;
             memset(&r, 0, sizeof(r));
@@ -102,11 +104,30 @@ void dcs_answer_applied(preq *p, const store_result *res)
     preq_free(p);
 }
 
+static void answer_v2_get(dcs_server *s, http_conn *c, preq *p)
+{
+    v2_result res;
+    memset(&res, 0, sizeof(res));
+    jw w;
+    jw_init(&w, JSON_MAX);
+    char hdr[256];
+    if (v2_store_get(s->st->v2, &p->v2, dcs_wall_ms(), &p->arena, &res) != 0 && !res.http_status) {
+        jw_free(&w);
+        respond_text(c, 500, "v2 read failed\n");
+        return;
+    }
+    v2_render_result(&w, &res);
+    v2_headers(s, res.index, hdr, sizeof(hdr));
+    respond_jw(c, res.http_status ? res.http_status : 200, hdr, &w);
+}
+
 void dcs_answer_read(preq *p)
 {
     dcs_server *s = p->s;
     http_conn *c = take_conn(p);
-    if (c) {
+    if (c && p->kind == PQ_V2_READ) {
+        answer_v2_get(s, c, p);
+    } else if (c) {
         jw w;
         jw_init(&w, JSON_MAX);
         int status = 200;
@@ -573,8 +594,16 @@ static void handle_v2_keys(dcs_server *s, http_conn *c, const http_request *req)
         dcs_submit(s, p, buf, len);
         return;
     }
-    /* GET: served locally (etcd serves v2 reads from the local store unless quorum=true;
-     * we serve quorum reads locally too, see the report) */
+    /* GET ?quorum=true (not a long poll): linearizable, after a ReadIndex barrier, as
+     * etcd; otherwise served from the local store */
+    char qv[8];
+    if (!p->v2.wait && http_query_param(req, "quorum", qv, sizeof(qv)) >= 0 &&
+        strcmp(qv, "true") == 0) {
+        p->kind = PQ_V2_READ;
+        http_conn_on_close(c, preq_conn_closed, p);
+        dcs_read_barrier(s, p);
+        return;
+    }
     if (v2_store_get(s->st->v2, &p->v2, wall, &p->arena, &res) != 0 && !res.http_status) {
         respond_text(c, 500, "v2 read failed\n");
         p->conn = NULL;

@@ -22,7 +22,7 @@
 #define DCS_SERVER_VERSION  "3.4.23"
 #define DCS_CLUSTER_VERSION "3.4.0"
 
-enum preq_kind { PQ_V3_WRITE = 1, PQ_V2_WRITE, PQ_V3_READ, PQ_KEEPALIVE };
+enum preq_kind { PQ_V3_WRITE = 1, PQ_V2_WRITE, PQ_V3_READ, PQ_KEEPALIVE, PQ_V2_READ };
 enum preq_state {
     PS_WAIT_FWD = 1, /* forwarded to the leader, waiting for its index */
     PS_WAIT_APPLY,   /* index/term known, waiting for the entry to apply */

@@ -169,6 +169,13 @@ try:
     st, e, _ = lone.post("/v3/kv/range", {"key": b64("q")}, timeout=15)
     dt = time.monotonic() - t0
     ok(st == 503 and dt < 4, "lone member: linearizable read fails in %.1f s" % dt, e)
+    t0 = time.monotonic()
+    st, e, _ = http("GET", lone.url + "/v2/keys/dir/x?quorum=true", timeout=15)
+    dt = time.monotonic() - t0
+    ok(st == 500 and e.get("errorCode") == 300 and dt < 4,
+       "lone member: v2 quorum read fails with errorCode 300 in %.1f s" % dt, e)
+    st, e, _ = http("GET", lone.url + "/v2/keys/dir/x")
+    ok(st == 200 and e["node"]["value"] == "v", "lone member: v2 local read still served", e)
     st, r, _ = lone.post("/v3/kv/range", {"key": b64("/svc/a"), "serializable": True})
     ok(st == 200 and r.get("kvs"), "lone member: serializable read still served")
     for m in c.members:

@@ -47,6 +47,8 @@ try:
     r = cl.write("/service/batman/leader", "pg1", ttl=30)
     ok(r.value == "pg1" and r.ttl == 30 and r.action == "set", "set with ttl")
     ok(cl.read("/service/batman/leader").value == "pg1", "get")
+    ok(cl.read("/service/batman/leader", quorum=True).value == "pg1",
+       "quorum read (ReadIndex on a follower)")
     ok(raises(lambda: cl.write("/service/batman/leader", "pg2", prevExist=False),
               etcd.EtcdAlreadyExist), "create-only on an existing key: EtcdAlreadyExist")
     r = cl.write("/service/batman/leader", "pg1", ttl=30, prevValue="pg1")
