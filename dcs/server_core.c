@@ -844,6 +844,7 @@ dcs_server *dcs_server_new(evloop *loop, const dcs_flags *f, char *err, size_t e
     memset(&tc, 0, sizeof(tc));
     tc.cluster_id = f->cluster_id;
     tc.self_id = s->id;
+    snprintf(tc.local_host, sizeof(tc.local_host), "%s", f->members[f->self].peer.host);
     for (size_t i = 0; i < f->nmembers; i++) {
         if (i == f->self)
             continue;

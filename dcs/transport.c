@@ -249,6 +249,16 @@ static void out_dial(out_conn *o)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (t->cfg.local_host[0]) {
+        struct addrinfo lh = {.ai_socktype = SOCK_STREAM, .ai_family = ai->ai_family};
+        struct addrinfo *la = NULL;
+        if (getaddrinfo(t->cfg.local_host, NULL, &lh, &la) == 0 && la) {
+            if (bind(fd, la->ai_addr, la->ai_addrlen) != 0)
+                log_debug("peer dial: cannot bind %s (%s); dialing unbound", t->cfg.local_host,
+                          strerror(errno));
+            freeaddrinfo(la);
+        }
+    }
     rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(ai);
     if (rc != 0 && errno != EINPROGRESS) {

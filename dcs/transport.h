@@ -54,6 +54,10 @@ typedef struct transport_config {
     char peer_host[TRANSPORT_MAX_PEERS][256];
     char peer_port[TRANSPORT_MAX_PEERS][8];
     size_t max_queue_bytes; /* per peer; 0 = 128 MiB */
+    /* "" or the address to dial from (this member's advertised peer host), so the peers
+     * (and firewall rules) see this member's address, not the kernel's choice; when it
+     * cannot be bound, the dial goes out unbound */
+    char local_host[256];
 } transport_config;
 
 transport *transport_new(evloop *loop, const transport_config *cfg, transport_recv_cb cb,
