@@ -62,7 +62,7 @@ typedef struct node {
     bool fb_valid, fb_install;
     uint64_t fb_first, fb_first_term, fb_install_index;
     /* leader append-only tracking */
-    uint64_t la_term, la_last, la_lterm;
+    uint64_t la_term, la_last, la_lterm, la_hash;
     uint64_t snap_every;
     size_t incarnation; /* tick events of an earlier life are ignored */
     uint64_t max_term;  /* the term never goes backwards, restarts included */
@@ -690,16 +690,24 @@ static void check_node(sim *s, node *n)
     uint64_t term = raft_term(r), last = raft_last_index(r);
     lot_check(s, term, n->id);
     /* Leader Append-Only */
+    /* The entry at the leader's previous last index must still be the same entry (term AND
+     * content hash): a leader that truncated and re-appended in its own term would keep the
+     * term but not the content. With Log Matching checked across members, an unchanged last
+     * entry means an unchanged prefix. */
     if (n->la_term == term) {
         uint64_t first = raft_first_index(r);
+        const raft_entry *e = n->la_last >= first ? raft_entry_at(r, n->la_last) : NULL;
         if (last < n->la_last ||
-            (n->la_last >= first && raft_term_at(r, n->la_last) != n->la_lterm))
+            (n->la_last >= first && raft_term_at(r, n->la_last) != n->la_lterm) ||
+            (e && n->la_hash && entry_hash(e) != n->la_hash))
             fail(s, "Leader Append-Only: leader %d of term %" PRIu64 " rewrote its log", n->id,
                  term);
     }
     n->la_term = term;
     n->la_last = last;
     n->la_lterm = raft_term_at(r, last);
+    const raft_entry *le = raft_entry_at(r, last);
+    n->la_hash = le ? entry_hash(le) : 0;
     /* Leader Completeness: an entry committed in term C is in the log of every leader of a
      * term > C. Commit terms are recorded from the leaders' commit indexes. */
     uint64_t c = raft_commit_index(r);
