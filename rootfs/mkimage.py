@@ -261,6 +261,8 @@ def main():
             add_bytes(tar, "repositories", canon_json(repositories))
         os.replace(tmp_out, a.out)
     finally:
+        if os.path.exists(a.out + ".tmp"):  # a failure mid-write leaves no partial image
+            os.unlink(a.out + ".tmp")
         for t in tmps:
             try:
                 os.unlink(t)
