@@ -1571,12 +1571,21 @@ typedef struct fs_round {
     agent *a;
     size_t pending, accepted, total;
     uint64_t sent_ms;
-    char *body; /* must outlive the requests */
+    char *body;     /* must outlive the requests */
+    int from_cycle; /* 0: started by the renewal timer (see on_renew_timer) */
 } fs_round;
 
 static void fs_finish(fs_round *r)
 {
     agent *a = r->a;
+    if (!r->from_cycle) {
+        a->renew_fs_in_flight = 0;
+        if (a->dcs_ok) { /* the DCS came back meanwhile: the lease is what counts again */
+            free(r->body);
+            free(r);
+            return;
+        }
+    }
     if (r->accepted == r->total && r->total > 0) {
         if (!a->failsafe_active)
             log_warn("DCS is not accessible: continuing as primary, failsafe mode is on and "
@@ -1592,9 +1601,11 @@ static void fs_finish(fs_round *r)
                   r->accepted, r->total);
         fence_now(a, "DCS lost and failsafe not confirmed by every member");
     }
+    int from_cycle = r->from_cycle;
     free(r->body);
     free(r);
-    cycle_end(a);
+    if (from_cycle)
+        cycle_end(a);
 }
 
 static void on_fs_reply(const http_client_result *res, void *arg)
@@ -1606,14 +1617,18 @@ static void on_fs_reply(const http_client_result *res, void *arg)
         fs_finish(r);
 }
 
-static void failsafe_round(agent *a)
+static void failsafe_round(agent *a, int from_cycle)
 {
     fs_round *r = calloc(1, sizeof(*r));
     if (!r) {
-        cycle_end(a);
+        if (from_cycle)
+            cycle_end(a);
         return;
     }
     r->a = a;
+    r->from_cycle = from_cycle;
+    if (!from_cycle)
+        a->renew_fs_in_flight = 1;
     r->sent_ms = now_ms(a);
     json_t *targets = a->failsafe ? a->failsafe : a->members;
     char api[300];
@@ -1669,7 +1684,7 @@ static void dcs_error(agent *a, const char *why)
         return;
     }
     if (a->dyn.failsafe_mode && (a->am_leader || a->failsafe_active)) {
-        failsafe_round(a);
+        failsafe_round(a, 1);
         return;
     }
     fence_now(a, "DCS is not accessible and failsafe mode is off");
@@ -1792,10 +1807,64 @@ static void on_keepalive(const etcd_result *r, void *arg)
         etcd_lease_grant(a->etcd, a->dyn.ttl, dcs_timeout(a), on_grant, k);
         return;
     }
-    a->lease_confirmed_sent_ms = k->sent;
+    if (k->sent > a->lease_confirmed_sent_ms) /* the renewal timer may have a newer one */
+        a->lease_confirmed_sent_ms = k->sent;
     free(k);
     arm_fence(a);
     read_cluster(a);
+}
+
+/* ---- lease renewal independent of the HA cycle ----
+ * A cycle can take seconds (a postgres status query waits up to 2 s on a busy server, a
+ * starved CPU slows everything). The leader's renewal must not wait for it: the fence fires
+ * ttl - margin after the last CONFIRMED renewal, so a slow cycle alone would stop a healthy
+ * primary. This timer renews every min(loop_wait, ttl/4) while this node leads: a lease
+ * keepalive while the DCS answers, a failsafe round while it does not (failsafe mode). */
+static uint64_t renew_interval_ms(const agent *a)
+{
+    uint64_t lw = (uint64_t)a->dyn.loop_wait * 1000, q = (uint64_t)a->dyn.ttl * 250;
+    uint64_t i = lw < q ? lw : q;
+    return i < 250 ? 250 : i;
+}
+
+static void on_renew_keepalive(const etcd_result *r, void *arg)
+{
+    ka_ctx *k = arg;
+    agent *a = k->a;
+    a->renew_ka_in_flight = 0;
+    if (r->ok && r->ttl > 0 && r->lease_id == a->lease_id && k->sent > a->lease_confirmed_sent_ms) {
+        a->lease_confirmed_sent_ms = k->sent;
+        arm_fence(a);
+    }
+    /* failures are handled by the HA cycle (lease expiry, failsafe, fencing) */
+    free(k);
+}
+
+static void on_renew_timer(evloop *loop, void *arg)
+{
+    agent *a = arg;
+    a->renew_timer = NULL;
+    if (a->stopping)
+        return;
+    uint64_t now = now_ms(a), iv = renew_interval_ms(a);
+    if (a->am_leader && a->lease_id && a->dcs_ok && !a->renew_ka_in_flight &&
+        now >= a->lease_confirmed_sent_ms + iv) {
+        ka_ctx *k = malloc(sizeof(*k));
+        if (k) {
+            k->a = a;
+            k->sent = now;
+            a->renew_ka_in_flight = 1;
+            if (etcd_lease_keepalive(a->etcd, a->lease_id, dcs_timeout(a), on_renew_keepalive, k) !=
+                0) {
+                a->renew_ka_in_flight = 0;
+                free(k);
+            }
+        }
+    } else if (a->failsafe_active && !a->dcs_ok && a->dyn.failsafe_mode && !a->renew_fs_in_flight &&
+               now >= a->failsafe_confirmed_sent_ms + iv) {
+        failsafe_round(a, 0);
+    }
+    a->renew_timer = evloop_timer_start(a->loop, iv, on_renew_timer, a);
 }
 
 static void cycle_start(agent *a)
@@ -2077,6 +2146,7 @@ int agent_main(const char *config_path)
     }
     watch_start(a);
     cycle_start(a);
+    a->renew_timer = evloop_timer_start(a->loop, renew_interval_ms(a), on_renew_timer, a);
     evloop_run(a->loop);
     if (a->pg)
         proc_detach(a->pg);

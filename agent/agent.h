@@ -51,6 +51,8 @@ typedef struct agent {
     uint64_t lease_confirmed_sent_ms; /* send time of the last keepalive etcd confirmed */
     uint64_t failsafe_confirmed_sent_ms;
     ev_timer *fence_timer;
+    ev_timer *renew_timer; /* renewal independent of the cycle (agent.c) */
+    int renew_ka_in_flight, renew_fs_in_flight;
 
     /* last DCS view */
     int dcs_ok;
