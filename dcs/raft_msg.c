@@ -8,6 +8,7 @@
  * remaining bytes before use, the body must be consumed exactly, flags are 0/1, entry
  * indices must follow `index` contiguously, the voter list must be canonical. */
 #include "dcs/raft.h"
+#include "le_bytes.h"
 #include "dcs/crc32c.h"
 
 #include <stdio.h>
@@ -16,28 +17,6 @@
 #define MAGIC   0x31544652u /* "RFT1" little-endian */
 #define VERSION 1
 #define FIXED   (9 * 8 + 4 + 4)
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
 
 size_t raft_msg_encoded_len(const raft_msg *m)
 {

@@ -1,5 +1,6 @@
 /* Snapshot file encoding, atomic save, newest-valid load, purge (format in dcs/snap.h). */
 #include "dcs/snap.h"
+#include "le_bytes.h"
 #include "dcs/crc32c.h"
 
 #include <errno.h>
@@ -11,28 +12,6 @@
 #define SNAP_MAGIC   0x3150414e53414750ull /* "PGASNAP1" */
 #define SNAP_VERSION 1
 #define PATH_CAP     600
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
 
 int snap_encode(const raft_snapshot *s, uint8_t **buf, size_t *len)
 {

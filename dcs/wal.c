@@ -1,6 +1,7 @@
 /* Segmented WAL: record encoding, group-commit writer, torn-tail-aware recovery.
  * Format and recovery rules are described in dcs/wal.h. */
 #include "dcs/wal.h"
+#include "le_bytes.h"
 #include "dcs/crc32c.h"
 
 #include <errno.h>
@@ -40,28 +41,6 @@ struct wal {
     uint64_t syncs;
     int failed;
 };
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
 
 /* Frees memory we own but reference through a const pointer (entry/snapshot data). */
 static void free_const(const void *p)
