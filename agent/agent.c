@@ -1288,10 +1288,17 @@ static void on_peer(const http_client_result *res, void *arg)
                 p->wal = rep;
             p->nofailover = json_is_true(json_object_get(json_object_get(j, "tags"), "nofailover"));
             p->timeline = (int)json_integer_value(json_object_get(j, "timeline"));
+            /* "starting": its postgres is coming up. "stopped" counts only while that
+             * agent talks to the DCS (dcs_last_seen at most 2 s old), i.e. it is about to
+             * start postgres; a primary that fenced itself because it lost the DCS stays
+             * stopped and must not hold up the race (seen in partition.t: +8 s). */
             const char *st = json_string_value(json_object_get(j, "state"));
-            p->starting = !p->is_primary && st &&
-                          (strcmp(st, "starting") == 0 || strcmp(st, "stopped") == 0) &&
-                          (!role || strcmp(role, "uninitialized") != 0);
+            json_int_t seen = json_integer_value(json_object_get(j, "dcs_last_seen"));
+            int talks_to_dcs = seen > 0 && (json_int_t)time(NULL) - seen <= 2;
+            p->starting =
+                !p->is_primary && st &&
+                (strcmp(st, "starting") == 0 || (strcmp(st, "stopped") == 0 && talks_to_dcs)) &&
+                (!role || strcmp(role, "uninitialized") != 0);
         }
         json_decref(j);
     }

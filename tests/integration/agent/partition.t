@@ -52,6 +52,10 @@ diag "old primary: last write acknowledged $((last_old - t_cut)) ms after the cu
 check "old primary stopped acknowledging writes before its lease could expire (< 3000 ms)" \
   [ $((last_old - t_cut)) -lt 3000 ]
 check "old primary fenced itself (log)" grep -q 'FENCING' "$T/pg-$L.log"
+# lease expiry (<= ttl 4 s) + race + promote; the fenced old primary must not hold up the
+# race (its agent answers REST but has no DCS)
+check "the new primary accepted writes within 8 s of the cut ($((first_new - t_cut)) ms)" \
+  [ $((first_new - t_cut)) -le 8000 ]
 probe_stop
 check "no two nodes accepted writes at the same time" [ "$PROBE_OVERLAP" = 0 ]
 partition_dcs "$L" off
