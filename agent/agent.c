@@ -22,8 +22,13 @@
  * loop_wait (+ request time) before the kill, so it expires within ttl (<= 4 s), etcd
  * notices expiry within 0.5 s (its lessor check interval), the replicas' watch delivers the
  * DELETE at once, the race polls live peers (connection refused is immediate) and promotes
- * (~0.1-0.3 s): <= ~4.5 s, typically 3.5 s. Safety: loop_wait + 2*retry_timeout = 3 <= ttl
- * (Patroni's rule), so a leader gets two renewal attempts before its fence at ttl - 1 s.
+ * (~0.1-0.3 s): <= ~4.5 s, typically 3.5 s. Measured (tests/integration/agent, bench/agent):
+ * kill -9 -> first write on the new primary 3.4-4.6 s (bench median 4.36 s); a primary cut
+ * off from etcd (failsafe off) stops taking writes 1.7-1.9 s after the cut and a replica
+ * takes writes ~4.2 s after it. Safety: loop_wait + 2*retry_timeout = 3 <= ttl (Patroni's
+ * rule), and the leader renews on a timer of its own every min(loop_wait, ttl/4) = 1 s
+ * (independent of the HA cycle, which may be slow), so it gets ~2 renewal attempts before
+ * its fence at ttl - 1 s.
  * etcd's own leader election (election timeout 1 s by default) can make the DCS unavailable
  * for 1-2 s: renewals fail, failsafe keeps the primary up when all members answer, and etcd
  * extends every lease on a leader change, so such a hiccup does not fail over. */

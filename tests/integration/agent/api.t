@@ -36,12 +36,16 @@ p=json.loads(sys.argv[1])
 assert p["state"]=="running" and p["role"]=="replica", p
 x=p["xlog"]; assert isinstance(x["received_location"],int) and isinstance(x["replayed_location"],int) and x["paused"] is False, p' \
   "$(rest_get "$R" /patroni)"
-check "GET /cluster lists 3 members with one leader" /usr/bin/python3 -c '
+# member keys follow postgres by up to one HA cycle: poll
+cluster_ok() {
+  /usr/bin/python3 -c '
 import json,sys
 c=json.loads(sys.argv[1]); m=c["members"]
 assert len(m)==3, c
 roles=sorted(x["role"] for x in m); assert roles==["leader","replica","replica"], roles
 assert all(x["state"] in ("running","streaming") for x in m), m' "$(rest_get "$R" /cluster)"
+}
+check "GET /cluster lists 3 members with one leader, all running" wait_until 10 cluster_ok || diag "$(rest_get "$R" /cluster)"
 
 # Debian's real patronictl (3.0.2), reading our DCS keys
 out=$(patronictl -c "$T/pg-0.yml" list -f json 2>"$T/patronictl.err")
