@@ -728,6 +728,70 @@ static void iso_now(char *out, size_t outsz)
 }
 
 static int64_t last_history_tl = 0;
+static int history_timeline(const agent *a);
+
+/* The history key from postgres' own timeline history file pg_wal/<TL>.history (lines
+ * "parent_tli<TAB>switch_lsn<TAB>reason"), as Patroni builds it: exact switch LSNs. Lines
+ * the DCS key already has keep their timestamp and leader; new lines get now + my name.
+ * NULL when the file is missing or malformed. A small local file: read directly. */
+static json_t *history_from_file(const agent *a, int tl)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/pg_wal/%08X.history", a->cfg.data_dir, (unsigned)tl);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    json_t *h = json_array();
+    char line[1024], ts[40];
+    iso_now(ts, sizeof(ts));
+    int bad = 0;
+    while (fgets(line, sizeof(line), f) && json_array_size(h) < 10000) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        char *tab1 = strchr(line, '\t');
+        char *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+        if (!tab1) {
+            bad = 1;
+            break;
+        }
+        *tab1 = '\0';
+        if (tab2)
+            *tab2 = '\0';
+        char *end;
+        long tli = strtol(line, &end, 10);
+        int64_t lsn = controldata_lsn(tab1 + 1);
+        if (*end || tli <= 0 || lsn < 0) {
+            bad = 1;
+            break;
+        }
+        char reason[512] = "";
+        if (tab2) {
+            snprintf(reason, sizeof(reason), "%s", tab2 + 1);
+            reason[strcspn(reason, "\r\n")] = '\0';
+        }
+        json_t *prev = NULL;
+        size_t i;
+        json_t *e;
+        json_array_foreach(a->history, i, e)
+        {
+            if (json_integer_value(json_array_get(e, 0)) == tli && json_array_size(e) >= 5)
+                prev = e;
+        }
+        if (prev)
+            json_array_append_new(h,
+                                  json_pack("[I,I,s,O,O]", (json_int_t)tli, (json_int_t)lsn, reason,
+                                            json_array_get(prev, 3), json_array_get(prev, 4)));
+        else
+            json_array_append_new(h, json_pack("[I,I,s,s,s]", (json_int_t)tli, (json_int_t)lsn,
+                                               reason, ts, a->cfg.name));
+    }
+    fclose(f);
+    if (bad || json_array_size(h) == 0) {
+        json_decref(h);
+        return NULL;
+    }
+    return h;
+}
 
 static void publish(agent *a)
 {
@@ -748,14 +812,16 @@ static void publish(agent *a)
     put_key(a, "status", st, 0);
     /* history: one line per timeline switch we have seen while primary */
     int tl = a->st.timeline;
-    int64_t known = a->history ? (int64_t)json_array_size(a->history) + 1 : 1;
-    if (tl > 1 && known < tl && last_history_tl != tl) {
-        json_t *h = a->history ? json_deep_copy(a->history) : json_array();
-        char ts[40];
-        iso_now(ts, sizeof(ts));
-        json_array_append_new(h,
-                              json_pack("[I,I,s,s,s]", (json_int_t)(tl - 1), (json_int_t)a->optime,
-                                        "no recovery target specified", ts, a->cfg.name));
+    if (tl > 1 && history_timeline(a) < tl && last_history_tl != tl) {
+        json_t *h = history_from_file(a, tl);
+        if (!h) { /* fallback: the last published optime approximates the switch point */
+            h = a->history ? json_deep_copy(a->history) : json_array();
+            char ts[40];
+            iso_now(ts, sizeof(ts));
+            json_array_append_new(h, json_pack("[I,I,s,s,s]", (json_int_t)(tl - 1),
+                                               (json_int_t)a->optime,
+                                               "no recovery target specified", ts, a->cfg.name));
+        }
         char *hs = json_dumps(h, JSON_COMPACT);
         json_decref(h);
         if (hs)

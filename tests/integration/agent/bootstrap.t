@@ -12,13 +12,16 @@ L=$(node_of "$LEADER")
 # DCS keys (contracts §1): initialize = sysid of the leader's data dir, member keys JSON.
 sysid=$("$PGBIN/pg_controldata" "$T/pg-$L/data" | awk -F: '/system identifier/{gsub(/ /,"",$2);print $2}')
 check "initialize key holds the system identifier ($sysid)" [ "$(dcs_get initialize)" = "$sysid" ]
-m=$(dcs_get "members/$LEADER")
-check "leader member key is Patroni-shaped JSON" python3 -c '
+# member keys follow postgres by up to one HA cycle: poll
+member_ok() {
+  python3 -c '
 import json,sys
 m=json.loads(sys.argv[1])
 assert m["role"]=="master" and m["state"]=="running", m
 assert m["conn_url"].startswith("postgres://127.0.40.") and m["api_url"].endswith("/patroni"), m
-assert isinstance(m["xlog_location"],int) and m["timeline"]==1 and m["version"]=="3.0.2", m' "$m"
+assert isinstance(m["xlog_location"],int) and m["timeline"]==1 and m["version"]=="3.0.2", m' "$(dcs_get "members/$LEADER")"
+}
+check "leader member key is Patroni-shaped JSON" wait_until 10 member_ok || diag "$(dcs_get "members/$LEADER")"
 check "config key holds bootstrap.dcs" python3 -c '
 import json,sys; c=json.loads(sys.argv[1]); assert c["ttl"]==4 and c["loop_wait"]==1, c' "$(dcs_get config)"
 check "history key is [] on timeline 1" [ "$(dcs_get history)" = "[]" ]

@@ -32,8 +32,18 @@ check "old primary knew from pg_control that it was a primary" grep -q 'pg_contr
 check "old primary ran pg_rewind before following" grep -q 'pg_rewind done' "$T/pg-$O.log"
 check "old primary has the rows written after the failover" \
   wait_until 20 bash -c "[ \"\$(PGPASSWORD=$SUPERPASS $PGBIN/psql -X -At -h $(node_ip "$O") -U postgres -d postgres -c 'SELECT count(*) FROM after_failover' 2>/dev/null)\" = 100 ]"
-check "history key records the timeline switch" python3 -c '
-import json,sys; h=json.loads(sys.argv[1]); assert len(h)==1 and h[0][0]==1 and h[0][4]==sys.argv[2], h' "$(dcs_get history)" "$NEW"
+check "history key records the timeline switch at the LSN of postgres' history file" /usr/bin/python3 -c '
+import json,sys
+h=json.loads(sys.argv[1])
+tli,lsn,reason=open(sys.argv[3]).read().split("\n")[0].split("\t")
+hi,lo=lsn.split("/")
+assert len(h)==1 and h[0][0]==1 and h[0][4]==sys.argv[2], h
+assert h[0][1]==(int(hi,16)<<32|int(lo,16)) and h[0][2]==reason, (h, lsn, reason)' \
+  "$(dcs_get history)" "$NEW" "$T/pg-$N/data/pg_wal/00000002.history" || diag "history: $(dcs_get history)"
+out=$(patronictl -c "$T/pg-$N.yml" history -f json 2>&1)
+check "Debian patronictl history shows the switch to $NEW" /usr/bin/python3 -c '
+import json,sys; h=json.loads(sys.argv[1]); assert len(h)==1 and h[0]["TL"]==1 and h[0]["New Leader"]==sys.argv[2], h' \
+  "$out" "$NEW" || diag "$out"
 probe_stop "$t_kill"
 check "no two nodes accepted writes at the same time" [ "$PROBE_OVERLAP" = 0 ]
 check "write unavailability after kill -9 ($PROBE_GAP ms) is within 8 s" [ "$PROBE_GAP" -le 8000 ]
