@@ -637,8 +637,9 @@ static void leader_duties(dcs_server *s, int64_t now)
     }
     /* bounded memory: keep the last 10000 revisions of history (etcd has no automatic
      * compaction by default; Patroni writes ~1 revision/s, so that is hours of history
-     * for watchers that reconnect) */
-    if (now - s->last_compact_ms >= 60000) {
+     * for watchers that reconnect). Checked every 5 s so that under a write burst the
+     * history, and with it every snapshot's size and the time to write it, stays bounded. */
+    if (now - s->last_compact_ms >= 5000) {
         s->last_compact_ms = now;
         int64_t rev = mvcc_compact_suggest(s->st->kv, 10000);
         if (rev > mvcc_compact_revision(s->st->kv)) {
