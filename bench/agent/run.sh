@@ -82,7 +82,7 @@ start_nodes() { # SYSTEM
 stop_nodes() {
   local n
   for n in 0 1 2; do node_kill9 "$n" 2>/dev/null; done
-  etcdctl_ del --prefix "/service/$SCOPE/" >/dev/null
+  dcsctl del-prefix "/service/$SCOPE/"
 }
 
 first_write() { # any node accepts a write

@@ -67,5 +67,6 @@ sed -i "s/^name: pg-3/name: pg-$R/" "$T/pg-3.yml"
 node_start 3
 check "an agent with a duplicate name (pg-$R) exits" wait_until 15 node_gone 3
 check "... saying why" grep -q "name: another member named 'pg-$R' is running at http://$(node_ip "$R"):8008/patroni" "$T/pg-3.log"
-check "... without touching pg-$R's member key" bash -c "dcs_get() { ETCDCTL_API=3 etcdctl --endpoints=$ETCD_EPS get /service/$SCOPE/members/pg-$R --print-value-only; }; dcs_get | grep -q '$(node_ip "$R"):8008'"
+member_intact() { dcs_get "members/pg-$R" | grep -q "$(node_ip "$R"):8008"; }
+check "... without touching pg-$R's member key" member_intact
 echo "1..$_tap_n"

@@ -53,7 +53,7 @@ t_gone=$(now_ms)
 wait_until 10 bash -c "[ \$(date +%s%3N) -ge $((t_gone + 2500)) ]"
 check "slot pg_$R is kept while its member is gone (member_slots_ttl 30 min)" inactive
 cfg=$(dcs_get config | /usr/bin/python3 -c 'import json,sys; c=json.load(sys.stdin); c["member_slots_ttl"]=0; print(json.dumps(c,separators=(",",":")))')
-etcdctl_ put "/service/$SCOPE/config" "$cfg" >/dev/null
+dcsctl put "/service/$SCOPE/config" "$cfg"
 slot_dropped() { [ "$(slot_state)" = none ]; }
 check "slot pg_$R is dropped with member_slots_ttl 0" wait_until 15 slot_dropped
 check "the leader logged why" grep -q "dropping replication slot pg_$R" "$T/pg-$L.log"

@@ -27,6 +27,9 @@ fi
 T=$(mktemp -d /tmp/agent-it.XXXXXX)
 chmod 755 "$T"
 NS=ag$$ # prefix of this run's network namespaces and veth names (unique per run)
+# The DCS: real etcd 3.4 by default; AGENT_IT_DCS=appliance runs the same tests against our
+# own build/bin/appliance-dcs (same flags), a cross-check of both implementations.
+if [ "${AGENT_IT_DCS:-etcd}" = appliance ]; then DCS_BIN=$REPO/build/bin/appliance-dcs; else DCS_BIN=/usr/bin/etcd; fi
 SCOPE=it-$(basename "$0" .t)
 # NET=lo (default): everything on our loopback addresses. NET=ns (set before sourcing):
 # every node in its own network namespace $NS-nN, etcd and the test's own clients in
@@ -112,7 +115,7 @@ bg() {
 require_env() {
   [ "$(id -u)" = 0 ] || { echo "1..0 # SKIP needs root (postgres runs as the postgres user)"; exit 0; }
   [ -x "$AGENT_BIN" ] || bail "build/bin/appliance-agent is built"
-  [ -x /usr/bin/etcd ] || bail "/usr/bin/etcd (Debian etcd-server) is installed"
+  [ -x "$DCS_BIN" ] || bail "$DCS_BIN is installed/built"
   id postgres >/dev/null 2>&1 || bail "a postgres user exists"
 }
 
@@ -121,7 +124,11 @@ etcd_start() {
   local n
   [ "$NET" = ns ] && ns_setup
   for n in 1 2 3; do etcd_member_start "$n"; done
-  wait_until 30 etcdctl_ endpoint health || bail "3-member etcd cluster is healthy"
+  # every member must answer a linearizable read (a quorum with a leader)
+  local m
+  for m in 1 2 3; do
+    wait_until 30 dcsctl_at "http://$(etcd_ip "$m"):2379" health || bail "3-member DCS cluster is healthy (member $m)"
+  done
 }
 # etcd_member_start N: starts member eN (again: its data dir makes it rejoin)
 etcd_member_start() {
@@ -130,13 +137,16 @@ etcd_member_start() {
   for m in 1 2 3; do cluster+="${cluster:+,}e$m=http://$(etcd_ip $m):2380"; done
   mkdir -p "$T/etcd-$n"
   local ns=(); [ "$NET" = ns ] && ns=(ip netns exec $NS-dcs)
-  bg "etcd-$n" "${ns[@]}" /usr/bin/etcd --name "e$n" --data-dir "$T/etcd-$n" \
+  bg "etcd-$n" "${ns[@]}" "$DCS_BIN" --name "e$n" --data-dir "$T/etcd-$n" \
     --listen-client-urls "http://$ip:2379" --advertise-client-urls "http://$ip:2379" \
     --listen-peer-urls "http://$ip:2380" --initial-advertise-peer-urls "http://$ip:2380" \
     --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "$SCOPE"
 }
-etcdctl_() { ETCDCTL_API=3 "${NSX[@]}" etcdctl --endpoints="$ETCD_EPS" --dial-timeout=1s --command-timeout=2s "$@"; }
-dcs_get() { etcdctl_ get "/service/$SCOPE/$1" --print-value-only; }
+# DCS access through the v3 JSON gateway (dcs_json.py), so the same helpers work against
+# etcd and appliance-dcs: dcsctl get KEY | put KEY VALUE | del-prefix PREFIX | health
+dcsctl_at() { "${NSX[@]}" /usr/bin/python3 "$REPO/tests/integration/agent/dcs_json.py" "$@"; }
+dcsctl() { dcsctl_at "$ETCD_EPS" "$@"; }
+dcs_get() { dcsctl get "/service/$SCOPE/$1"; }
 dcs_leader() { dcs_get leader; }
 
 # ---------------- nodes ----------------

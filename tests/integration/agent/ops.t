@@ -79,7 +79,8 @@ check "patronictl list shows maintenance mode" wait_until 10 paused
 check "GET /patroni reports pause" wait_until 10 bash -c "curl -s http://$(node_ip "$R"):8008/patroni | grep -q '\"pause\": true'"
 out=$(pc resume "$SCOPE" 2>&1)
 check "patronictl resume succeeds" grep -q "Success: cluster management is resumed" <<<"$out" || diag "$out"
-check "the config key has no pause any more" bash -c "! ETCDCTL_API=3 etcdctl --endpoints=$ETCD_EPS get /service/$SCOPE/config --print-value-only | grep -q pause"
+no_pause() { ! dcs_get config | grep -q pause; }
+check "the config key has no pause any more" no_pause
 body=$(curl -s -m 5 -X PATCH -d '{"ttl": "x"}' -w ' %{http_code}' "http://$(node_ip "$R"):8008/config")
 check "PATCH /config with a bad value: 400 naming the key ($body)" grep -q "ttl: expected an integer, got 'x' 400" <<<"$body"
 echo "1..$_tap_n"

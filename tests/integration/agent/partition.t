@@ -31,7 +31,7 @@ check "failsafe: after healing, $LEADER holds the leader key again" wait_until 2
 
 # ---- 2: failsafe off (dynamic config in the DCS, as patronictl edit-config would do)
 cfg=$(dcs_get config | /usr/bin/python3 -c 'import json,sys; c=json.load(sys.stdin); c["failsafe_mode"]=False; print(json.dumps(c,separators=(",",":")))')
-etcdctl_ put "/service/$SCOPE/config" "$cfg" >/dev/null || bail "config key updated"
+dcsctl put "/service/$SCOPE/config" "$cfg" || bail "config key updated"
 fs_off() { ! rest_get "$L" /config | grep -q '"failsafe_mode": true'; }
 wait_until 10 fs_off || diag "REST /config still shows failsafe_mode true"
 sleep_cycles_done() { grep -q '"failsafe_mode": false' <(rest_get "$L" /config); }
