@@ -305,6 +305,14 @@ static void drain(dcs_server *s)
                 return;
             }
             install_store(s, nst);
+            /* requests waiting for entries the snapshot covers cannot get their own
+             * result any more: answer now rather than at the timeout (outcome unknown to
+             * the client, as with a leader change) */
+            for (preq *p = s->pending, *nx; p; p = nx) {
+                nx = p->next;
+                if (p->state == PS_WAIT_APPLY && p->index <= rd.snapshot->index)
+                    dcs_answer_error(p, 14, "etcdserver: leader changed");
+            }
             s->applied = rd.snapshot->index;
             s->snap_index = rd.snapshot->index;
             log_info("installed snapshot at index %" PRIu64 " from the leader", rd.snapshot->index);
