@@ -769,8 +769,13 @@ static int recover(dcs_server *s, char *err, size_t errlen)
     bool fresh = snap.index == 0 && ws.n_entries == 0 && ws.hs.term == 0;
     raft_storage stor = {.hs = ws.hs, .entries = ws.entries, .n_entries = ws.n_entries};
     stor.snapshot = snap;
-    if (snap.index == 0 && s->f.state_new) {
-        /* bootstrap configuration: the voters of --initial-cluster */
+    if (snap.index == 0 && (s->f.state_new || !fresh)) {
+        /* bootstrap configuration: the voters of --initial-cluster. Also for a member that
+         * has a WAL but no snapshot yet, whatever --initial-cluster-state says now (etcd
+         * ignores the flag once the data directory exists): the bootstrap configuration
+         * is not in the log, so without this a restart with "existing" had no voters and
+         * never elected (found by `make up` after `make down`). Membership changes are not
+         * supported yet, so the initial cluster is the configuration. */
         raft_conf c = {0};
         for (size_t i = 0; i < s->f.nmembers; i++) {
             uint64_t id = s->f.members[i].id;

@@ -139,11 +139,15 @@ try:
         stranger.kill(signal.SIGTERM)
     c.token = "dcsd-test"
 
-    # restart recovers from the WAL
-    n3.start()
+    # restart recovers from the WAL (with --initial-cluster-state existing, as a resumed
+    # deployment passes it: the flag is ignored once the data directory exists)
+    n3.start(extra=["--initial-cluster-state", "existing"])
     got = wait_for(lambda: n3.post("/v3/kv/range", {"key": b64("/svc/a"), "serializable": True})
                    [1].get("kvs"), 10)
     ok(got and got[0]["value"] == b64("1"), "restarted member recovers its data", n3.tail())
+    knows = wait_for(lambda: (n3.status() or {}).get("leader") not in (None, "0"), 5)
+    st, put, _ = n3.post("/v3/kv/put", {"key": b64("/svc/after"), "value": b64("2")})
+    ok(knows and st == 200, "... knows the leader and takes writes", (put, n3.tail()))
 
     # SIGTERM on the leader hands leadership over first
     L = c.leader(10)
@@ -182,6 +186,18 @@ try:
         if m.up():
             rc = m.kill(signal.SIGTERM)
             ok(rc == 0, "%s exits 0 on SIGTERM (no sanitizer report)" % m.name, m.tail())
+
+    # full down, then up again as a resumed deployment does (--initial-cluster-state
+    # existing; no snapshot yet, so the configuration must come from --initial-cluster)
+    for m in c.members:
+        m.kill(signal.SIGTERM)
+    for m in c.members:
+        m.start(extra=["--initial-cluster-state", "existing"])
+    L = c.leader(10)
+    got = L and L.post("/v3/kv/range", {"key": b64("/svc/a")})[1].get("kvs")
+    ok(L is not None and got and got[0]["value"] == b64("1"),
+       "all members restarted together (state existing) elect a leader and keep the data",
+       c.logs())
 finally:
     c.stop()
 done()
