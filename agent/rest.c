@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "agent/agent.h"
@@ -99,6 +100,42 @@ static int64_t parse_lag(const char *s)
     return (int64_t)(v * mul);
 }
 
+/* Tag filters of the replica checks (Patroni: GET /replica?tag_key=value): every
+ * tag_<key>=<value> in the query must equal this member's tag, compared as lower-case text
+ * (true/false for booleans); a tag the member does not have never matches. */
+static int tags_match(const agent *a, const http_request *r)
+{
+    const char *q = r->query;
+    while (q && *q) {
+        size_t len = strcspn(q, "&");
+        if (len > 4 && strncmp(q, "tag_", 4) == 0) {
+            char name[128], want[256], have[256];
+            size_t nl = strcspn(q, "=&");
+            if (nl >= sizeof(name))
+                return 0;
+            memcpy(name, q, nl);
+            name[nl] = '\0';
+            if (http_query_param(r, name, want, sizeof(want)) < 0)
+                return 0;
+            json_t *t = json_object_get(a->cfg.tags, name + 4);
+            if (json_is_true(t) || json_is_false(t))
+                snprintf(have, sizeof(have), "%s", json_is_true(t) ? "true" : "false");
+            else if (json_is_integer(t))
+                snprintf(have, sizeof(have), "%lld", (long long)json_integer_value(t));
+            else if (json_is_string(t))
+                snprintf(have, sizeof(have), "%s", json_string_value(t));
+            else
+                return 0;
+            if (strcasecmp(have, want) != 0)
+                return 0;
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    return 1;
+}
+
 /* Health handler: codes per contracts §4.2 and reference rest_status_codes.txt. */
 static int health_code(const agent *a, const http_request *r)
 {
@@ -114,14 +151,8 @@ static int health_code(const agent *a, const http_request *r)
         if (lag >= 0 && a->st.valid && a->optime > a->st.replayed + lag)
             lagging = 1;
     }
-    int replica_ok = !a->cfg.noloadbalance && !lagging && running(a) && a->st.in_recovery;
-    /* tag filters: tag_<k>=<v> must match a configured tag */
-    for (size_t i = 0; r->query && r->query[0] && i < 1; i++) {
-        const char *k;
-        json_t *v;
-        (void)k;
-        (void)v;
-    }
+    int replica_ok =
+        !a->cfg.noloadbalance && !lagging && running(a) && a->st.in_recovery && tags_match(a, r);
     if (strstr(p, "standby_leader") || strstr(p, "standby-leader"))
         return 503;
     if (strstr(p, "leader"))

@@ -21,6 +21,11 @@ done <"$REF"
 check "REST status codes of $checked endpoints per role match Patroni 3.0.2 (primary/replica, GET/OPTIONS)${mismatch:+:$mismatch}" \
   test -z "$mismatch" -a "$checked" -ge 14
 
+# tag filters on the replica checks (lib.sh gives node N the tag zone: zN)
+check "GET /replica?tag_zone=z$R matches the replica's tag (200)" [ "$(rest_code "$R" "/replica?tag_zone=z$R")" = 200 ]
+check "GET /replica?tag_zone=Z$R: compared case-insensitively (200)" [ "$(rest_code "$R" "/replica?tag_zone=Z$R")" = 200 ]
+check "GET /replica?tag_zone=elsewhere does not match (503)" [ "$(rest_code "$R" '/replica?tag_zone=elsewhere')" = 503 ]
+check "GET /replica?tag_rack=x: a tag the member lacks never matches (503)" [ "$(rest_code "$R" '/replica?tag_rack=x')" = 503 ]
 check "GET /patroni on the primary is Patroni-shaped" /usr/bin/python3 -c '
 import json,sys
 p=json.loads(sys.argv[1])

@@ -241,6 +241,7 @@ postgresql:
       password: it-rewind-pass
 tags:
   nofailover: false
+  zone: z$n
 EOF
   if [ $# -gt 1 ]; then printf '%s\n' "$2" >>"$T/pg-$n.yml"; fi
 }
