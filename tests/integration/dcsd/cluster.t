@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# test-timeout: 120
+# test-timeout: 270
 """appliance-dcs 3-member cluster over real HTTP: election, /version, member list, writes
 through followers (forwarded to the leader), linearizable and serializable reads, leases
 kept alive through a follower, expiry deleting attached keys (with DELETE watch events),

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# test-timeout: 120
+# test-timeout: 270
 """The v3 JSON scenario of tests/integration/dcs/golden_scenario_v3.txt, sent over real HTTP
 to a real etcd 3.4 (one member, 127.0.80.10) and to our 3-member appliance-dcs cluster,
 rotating the member for each request (so writes are forwarded by followers and

@@ -199,7 +199,29 @@ class Cluster:
         return "\n".join("== %s\n%s" % (m.name, m.tail()) for m in self.members)
 
 
+_lock_fd = None
+
+
+def _serialize():
+    """These tests own fixed addresses (127.0.80.x:2379/2380): two runs at once (two
+    checkouts, or CI next to a developer) would take each other's ports. Hold a host-wide
+    lock for the whole test, waiting up to 150 s for another run to finish."""
+    global _lock_fd
+    import fcntl
+    _lock_fd = open("/tmp/pg-appliance-dcsd-tests.lock", "a")
+    end = time.monotonic() + 150
+    while True:
+        try:
+            fcntl.flock(_lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError:
+            if time.monotonic() > end:
+                return  # go ahead; a collision shows up as a failed bind in the logs
+            time.sleep(0.2)
+
+
 def need_binary():
+    _serialize()
     if not BIN:
         print("not ok 1 - appliance-dcs binary missing (run make)")
         print("1..1")

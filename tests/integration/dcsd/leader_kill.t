@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# test-timeout: 120
+# test-timeout: 270
 """Kill -9 the appliance-dcs leader under write load (4 clients, each writing unique keys
 through any member, moving to the next member on an error): writes must resume within 2
 election timeouts of the kill, no acknowledged write may be lost (checked on every member,

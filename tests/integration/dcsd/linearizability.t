@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# test-timeout: 180
+# test-timeout: 330
 """Linearizability of appliance-dcs under faults: 5 concurrent clients do put / linearizable
 get / compare-and-swap txn on 3 keys through random members for 20 s while members are
 killed (-9) and restarted and isolated from their peers by iptables rules on their

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# test-timeout: 300
+# test-timeout: 450
 """Real Patroni 3.0.2 (Debian, `etcd3:` section) runs a 3-node PostgreSQL 15 cluster on a
 3-member appliance-dcs cluster: bootstrap, replication, `patronictl list` (leader + 2
 replicas), the DCS leader killed (-9) under Patroni without the PostgreSQL primary losing

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# test-timeout: 90
+# test-timeout: 240
 """python-etcd (Debian python3-etcd, the v2 client Patroni's etcd: section uses) against a
 3-member appliance-dcs cluster with --enable-v2: machine discovery, set/get, create-only,
 compare-and-swap by value and index, TTL expiry, a blocking watch woken by a write on

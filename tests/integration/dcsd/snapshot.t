@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# test-timeout: 120
+# test-timeout: 270
 """Snapshots in a running appliance-dcs cluster (--snapshot-count 200): members write
 snapshot files; a member that was down while the leader compacted its log past it
 (> 1000 entries, the core's margin) catches up by an installed snapshot, leases included;
