@@ -2,19 +2,17 @@
 # make up / make down: the seed topology as local processes on loopback addresses
 # (DESIGN.md): etcd-N 127.0.10.N:2379/2380, pg-N 127.0.20.(10+N):5432/8008, router
 # 127.0.0.1:5000/5001/8404. State lives under build/local/; `down` keeps it and a second
-# `up` resumes the same cluster. DCS: Debian etcd, or DCS=appliance (below).
+# `up` resumes the same cluster. DCS: appliance-dcs when built, else Debian etcd (below).
 # Each process runs under build/bin/appliance-init when that binary exists, else directly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD/build/local
 bin=$PWD/build/bin
 mkdir -p "$root"
-# DCS=etcd (Debian's etcd 3.4, the default) or DCS=appliance (build/bin/appliance-dcs; same
-# flags). appliance-dcs is not the default yet: a fresh cluster of it works with the agents
-# (tests/integration/agent pass with AGENT_IT_DCS=appliance), but after `make down` its three
-# members restarted together did not elect a leader within 30 s, so `make up` could not
-# resume. The kind is recorded at the first `up` (the data formats differ); a later `up`
-# resumes with the recorded one.
+# DCS=appliance (build/bin/appliance-dcs; the default when it is built) or DCS=etcd (Debian's
+# etcd 3.4; the default otherwise). Both take the same flags; the agents run unchanged on
+# either (tests/integration/agent pass with AGENT_IT_DCS=appliance too). The kind is
+# recorded at the first `up` (the data formats differ); a later `up` resumes with it.
 if [ -f "$root/dcs-kind" ]; then
   recorded=$(cat "$root/dcs-kind")
   if [ -n "${DCS:-}" ] && [ "$DCS" != "$recorded" ]; then
@@ -24,6 +22,7 @@ if [ -f "$root/dcs-kind" ]; then
   DCS=$recorded
 elif [ -z "${DCS:-}" ]; then
   if [ -d "$root/etcd-1/member" ]; then DCS=etcd # state from before dcs-kind was recorded
+  elif [ -x "$bin/appliance-dcs" ]; then DCS=appliance
   else DCS=etcd; fi
 fi
 case $DCS in
