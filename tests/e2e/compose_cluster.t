@@ -6,16 +6,9 @@
 # through :5000 land on another node), the old primary rejoins as a replica (pg_rewind),
 # and `docker-compose stop` ends every long-running container with exit 0.
 #
-# What this test changes from the repository's compose.yaml/configs, and why (each one is
-# a mismatch reported to the lead; when compose.yaml/configs carry them, these become
-# no-ops):
-#   1. host ports removed: 5000/5001/8404 on the host would collide with other tests'
-#      routers on 127.0.0.1; everything here is checked from inside the compose network.
-#   2. pg-router gets ROUTER_BACKENDS / ROUTER_DCS_ENDPOINTS / ROUTER_LISTEN_*: the image's
-#      /etc/appliance/router.yml (configs/router.yml) names the 127.0.x local cluster.
-#   3. postgres{0,1,2}.yml get pg_hba lines for the container network (0.0.0.0/0, password
-#      auth): configs/ only allow 127.0.0.0/8, so each agent's own TCP connection to its
-#      connect_address and every replica's replication connection were refused.
+# The one change from the repository's compose.yaml: host ports are removed, since
+# 5000/5001/8404 on the host would collide with other tests' routers on 127.0.0.1;
+# everything here is checked from inside the compose network.
 # Starts dockerd only if none answers (stops it again by PID). Cleans up its containers,
 # network, image tag and data.
 # test-timeout: 300
@@ -38,7 +31,7 @@ wait_for() { # SECONDS COMMAND...: poll every 250 ms until COMMAND succeeds or t
   done
 }
 export DEFAULT_DATA_DIR=$T/data APPLIANCE_VERSION=$VER COMPOSE_PROJECT_NAME=$P
-dc() { (cd "$T/proj" && docker-compose -f compose.yaml -f override.yaml "$@"); }
+dc() { (cd "$T/proj" && docker-compose -f compose.yaml "$@"); }
 
 cleanup() {
   dc down -t 5 >/dev/null 2>&1
@@ -70,40 +63,10 @@ for p in appliance-dcs appliance-agent appliance-router; do
   grep -q "^shipped:.* $p" "$T/img/contents.txt" || { nok "$p is not built: the cluster cannot run"; exit 1; }
 done
 
-# ---- the project: compose.yaml + configs with the three changes above ----
+# ---- the project: compose.yaml without host ports ----
 mkdir -p "$T/proj/configs" "$T/data"
 sed '/^    ports: \[/d' compose.yaml >"$T/proj/compose.yaml"
 cp configs/* "$T/proj/configs/"
-for i in 0 1 2; do
-  python3 - "$T/proj/configs/postgres$i.yml" <<'EOF' || { nok "cannot patch pg_hba"; exit 1; }
-import sys
-p = sys.argv[1]
-s = open(p).read()
-old = "    - host all all 127.0.0.0/8 scram-sha-256\n"
-if old not in s:
-    sys.exit("pg_hba line not found in " + p)
-s = s.replace(old, old + "    - host replication replicator 0.0.0.0/0 scram-sha-256\n"
-              "    - host all all 0.0.0.0/0 scram-sha-256\n")
-open(p, "w").write(s)
-EOF
-done
-{
-  echo 'version: "3.7"'
-  echo 'services:'
-  for i in 0 1 2; do
-    echo "  pg-$i:"
-    echo "    volumes: [\"./configs/postgres$i.yml:/home/postgres/postgres$i.yml:ro\"]"
-  done
-  cat <<'EOF'
-  pg-router:
-    environment:
-      ROUTER_BACKENDS: pg-0=pg-0:5432:8008,pg-1=pg-1:5432:8008,pg-2=pg-2:5432:8008
-      ROUTER_DCS_ENDPOINTS: http://etcd-1:2379,http://etcd-2:2379,http://etcd-3:2379
-      ROUTER_LISTEN_PRIMARY: 0.0.0.0:5000
-      ROUTER_LISTEN_REPLICAS: 0.0.0.0:5001
-      ROUTER_LISTEN_STATS: 0.0.0.0:8404
-EOF
-} >"$T/proj/override.yaml"
 
 start=$(now_ms)
 if dc up -d >"$T/up.log" 2>&1; then ok "docker-compose up -d"
@@ -157,10 +120,9 @@ rejoined() { docker logs --since "$since" "$primary_c" 2>&1 | grep -q 'I am a re
 if wait_for 90 rejoined; then ok "the old primary $primary rejoined as a replica"
 else nok "the old primary did not rejoin within 90 s"; docker logs "$primary_c" >"$T/old.log" 2>&1; show "$T/old.log"; fi
 
-# appliancectl in a pg container, the way DESIGN says operators use it. -c names the
-# node's YAML: appliancectl's default /home/postgres/postgres.yml does not exist in the
-# image (each node has postgresN.yml) and compose sets no APPLIANCE_CONFIG (reported).
-if dc exec -T pg-0 /usr/local/bin/appliancectl -c /home/postgres/postgres0.yml list >"$T/ctl.log" 2>&1 &&
+# appliancectl in a pg container, exactly the way DESIGN says operators use it (compose
+# sets APPLIANCE_CONFIG to the node's YAML).
+if dc exec -T pg-0 appliancectl list >"$T/ctl.log" 2>&1 &&
   grep -q 'Leader' "$T/ctl.log" && [ "$(grep -cE 'Replica|Leader' "$T/ctl.log")" -ge 3 ]; then
   ok "docker-compose exec pg-0 appliancectl list shows a leader and 3 members"
 else
