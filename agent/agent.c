@@ -356,6 +356,34 @@ int agent_reinitialize(agent *a, char *why, size_t whysz)
     return 0;
 }
 
+/* postgresql.callbacks: `command ACTION ROLE SCOPE`, an async child as the postgres user;
+ * its output goes to our log. Fire and forget (Patroni does not wait either). */
+static void run_callback(agent *a, const char *action, const char *role)
+{
+    const char *cmd = json_string_value(json_object_get(a->cfg.callbacks, action));
+    if (!cmd)
+        return;
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", cmd);
+    char *argv[32];
+    int n = 0;
+    for (char *tok = strtok(buf, " \t"); tok && n < 28; tok = strtok(NULL, " \t"))
+        argv[n++] = tok;
+    if (n == 0)
+        return;
+    char act[32], rl[32], scope[CFG_STR];
+    snprintf(act, sizeof(act), "%s", action);
+    snprintf(rl, sizeof(rl), "%s", role);
+    snprintf(scope, sizeof(scope), "%s", a->cfg.scope);
+    argv[n++] = act;
+    argv[n++] = rl;
+    argv[n++] = scope;
+    argv[n] = NULL;
+    proc_opts o = {.log_prefix = "callback", .uid = a->uid, .gid = a->gid};
+    if (!proc_spawn(a->loop, argv, &o, NULL, NULL))
+        log_warn("callback %s: cannot run %s: %s", action, argv[0], strerror(errno));
+}
+
 static void on_pg_exit(proc *p, int status, const char *out, void *arg)
 {
     agent *a = arg;
@@ -369,6 +397,10 @@ static void on_pg_exit(proc *p, int status, const char *out, void *arg)
         log_info("postgres stopped");
     a->pg_stop_requested = 0;
     set_state(a, "stopped");
+    if (a->cb_role[0]) {
+        run_callback(a, "on_stop", a->cb_role);
+        a->cb_role[0] = '\0';
+    }
     if (a->restart_stage == 1)
         a->restart_stage = 2;
     if (a->reinit_pending)
@@ -565,6 +597,14 @@ static void on_status(PGresult *res, const char *err, void *arg)
         a->pg_running = 1;
         if (!a->pg_stop_requested)
             set_state(a, "running");
+        /* callbacks: first time running since a start -> on_start; role flips later ->
+         * on_role_change (promotion, or a primary that was restarted as a replica) */
+        const char *role = s->in_recovery ? "replica" : AGENT_PRIMARY_ROLE;
+        if (!a->cb_role[0])
+            run_callback(a, "on_start", role);
+        else if (strcmp(a->cb_role, role) != 0)
+            run_callback(a, "on_role_change", role);
+        snprintf(a->cb_role, sizeof(a->cb_role), "%s", role);
     }
     after_pg_status(a);
 }

@@ -77,6 +77,7 @@ typedef struct agent {
     int pg_stop_requested;
     pg_status st;
     char data_sysid[32]; /* from pg_controldata (also when postgres is not running) */
+    char cb_role[16];    /* role last announced to callbacks ("" = postgres not running) */
     int pg_running;
     int needs_rewind;
     int busy; /* async action in flight */

@@ -589,6 +589,32 @@ static int extract(agent_config *cfg, json_t *root, char *err, size_t errsz)
         }
         cfg->pg_hba = json_deep_copy(hba);
     }
+    {
+        static const char *const events[] = {"on_start", "on_stop", "on_restart", "on_reload",
+                                             "on_role_change"};
+        json_t *cbs = path_get(root, "postgresql.callbacks");
+        if (cbs && !json_is_null(cbs) && !json_is_object(cbs)) {
+            seterr(err, errsz, "postgresql.callbacks: expected a mapping of event to command");
+            return -1;
+        }
+        cfg->callbacks = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach(cbs, k, v)
+        {
+            int known = 0;
+            for (size_t e = 0; e < sizeof(events) / sizeof(events[0]); e++)
+                known |= strcmp(k, events[e]) == 0;
+            if (!known || !json_is_string(v) || !json_string_value(v)[0]) {
+                seterr(err, errsz, "postgresql.callbacks.%.60s: %s", k,
+                       known ? "expected a command string"
+                             : "unknown event (on_start, on_stop, "
+                               "on_restart, on_reload, on_role_change)");
+                return -1;
+            }
+            json_object_set(cfg->callbacks, k, v);
+        }
+    }
     if (get_bool(root, "postgresql.remove_data_directory_on_rewind_failure", 1,
                  &cfg->remove_data_directory_on_rewind_failure, err, errsz))
         return -1;
@@ -771,6 +797,8 @@ void agent_config_free(agent_config *cfg)
     json_decref(cfg->bootstrap_initdb);
     json_decref(cfg->bootstrap_pg_hba);
     json_decref(cfg->tags);
+    json_decref(cfg->callbacks);
+    cfg->callbacks = NULL;
     cfg->pg_parameters = cfg->pg_hba = cfg->bootstrap_dcs = NULL;
     cfg->bootstrap_initdb = cfg->bootstrap_pg_hba = cfg->tags = NULL;
 }

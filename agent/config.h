@@ -64,6 +64,9 @@ typedef struct agent_config {
     json_t *pg_parameters; /* local postgresql.parameters (owned, object) */
     json_t *pg_hba;        /* array of strings or NULL (owned) */
     int remove_data_directory_on_rewind_failure;
+    /* postgresql.callbacks: event name -> command (owned object of strings, maybe empty).
+     * Run as `command ACTION ROLE SCOPE` (split on spaces, no shell), as Patroni does. */
+    json_t *callbacks;
     /* bootstrap */
     json_t *bootstrap_dcs;    /* object as written into the config key (owned) */
     json_t *bootstrap_initdb; /* array (owned) */

@@ -52,6 +52,8 @@ case_ "restapi.listen without port" 's/listen: 127.0.40.10:8008/listen: 127.0.40
 case_ "postgres port out of range" 's/listen: 127.0.40.10:5432/listen: 127.0.40.10:70000/' "postgresql.listen: '127.0.40.10:70000'"
 case_ "YAML syntax" 's/scope: s1/scope: [s1/' "YAML: line 2"
 case_ "password missing (value never echoed)" 's/password: x}/}/' "postgresql.authentication.superuser.password: required key is missing"
+case_ "unknown callback event" 's|  data_dir: /nonexistent-agent-test/data|  data_dir: /nonexistent-agent-test/data\n  callbacks: {on_boot: /bin/true}|' "postgresql.callbacks.on_boot: unknown event"
+case_ "callback not a command" 's|  data_dir: /nonexistent-agent-test/data|  data_dir: /nonexistent-agent-test/data\n  callbacks: {on_start: [1]}|' "postgresql.callbacks.on_start: expected a command string"
 case_ "bad name from PATRONI_NAME" 's/x/x/' "name: 'bad/name' contains a character not allowed here (value from environment variable PATRONI_NAME)" PATRONI_NAME=bad/name
 case_ "bad etcd hosts from PATRONI_ETCD3_HOSTS" 's/x/x/' "PATRONI_ETCD3_HOSTS" PATRONI_ETCD3_HOSTS=host:notaport
 out=$(timeout 5 "$B" "$T/missing.yml" 2>&1); rc=$?

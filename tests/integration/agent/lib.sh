@@ -193,6 +193,9 @@ node_conf() {
   local n=$1 ip; ip=$(node_ip "$1")
   mkdir -p "$T/pg-$n"
   chown postgres: "$T/pg-$n"
+  # postgresql.callbacks record "ACTION ROLE SCOPE" lines in pg-N/callbacks.log
+  printf '#!/bin/sh\nf=$1; shift; echo "$*" >>"$f"\n' >"$T/callback.sh"
+  chmod 755 "$T/callback.sh"
   cat >"$T/pg-$n.yml" <<EOF
 scope: $SCOPE
 namespace: /service/
@@ -224,6 +227,10 @@ postgresql:
   connect_address: $ip:5432
   data_dir: $T/pg-$n/data
   bin_dir: $PGBIN
+  callbacks:
+    on_start: $T/callback.sh $T/pg-$n/callbacks.log
+    on_stop: $T/callback.sh $T/pg-$n/callbacks.log
+    on_role_change: $T/callback.sh $T/pg-$n/callbacks.log
   pg_hba:
     - host replication replicator 127.0.0.0/8 scram-sha-256
     - host all all 127.0.0.0/8 scram-sha-256

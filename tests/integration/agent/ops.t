@@ -9,12 +9,16 @@ cluster_up 3
 L=$(node_of "$LEADER"); R=$(( (L + 1) % 3 )); C=$(( (L + 2) % 3 ))
 pc() { patronictl -c "$T/pg-$L.yml" "$@" 2>&1; }
 
-# restart
+# restart (once pg-R's agent has announced its running postgres: on_start callback)
+cb_has() { grep -qx "$2" "$T/pg-$1/callbacks.log" 2>/dev/null; }
+check "callback on_start replica ran on pg-$R" wait_until 10 cb_has "$R" "on_start replica $SCOPE"
 pm_before=$(node_pm_pid "$R")
 out=$(pc restart "$SCOPE" "pg-$R" --force)
 check "patronictl restart pg-$R succeeds" grep -q "Success: restart on member pg-$R" <<<"$out" || diag "$out"
 check "postgres of pg-$R really restarted (new postmaster pid)" [ "$(node_pm_pid "$R")" != "$pm_before" ]
 check "pg-$R streams again after the restart" wait_until 30 streaming "$R"
+check "callbacks of pg-$R: on_stop then on_start as replica" \
+  wait_until 10 bash -c "grep -qx 'on_stop replica $SCOPE' $T/pg-$R/callbacks.log && [ \$(grep -cx 'on_start replica $SCOPE' $T/pg-$R/callbacks.log) -ge 2 ]"
 
 # reload: a local parameter changes in the file
 /usr/bin/python3 - "$T/pg-$R.yml" <<'PY'
@@ -57,6 +61,9 @@ check "patronictl switchover reports success" grep -q "Successfully switched ove
 check "pg-$C holds the leader key" leader_is "pg-$C"
 check "pg-$C is a writable primary" wait_until 10 is_primary "$C"
 check "the old leader pg-$L follows pg-$C" wait_until 60 streaming "$L"
+check "callback on_role_change master ran on pg-$C" wait_until 10 cb_has "$C" "on_role_change master $SCOPE" || diag "$(cat "$T/pg-$C/callbacks.log")"
+check "callbacks on pg-$L: on_stop master, then on_start replica" \
+  wait_until 10 bash -c "grep -qx 'on_stop master $SCOPE' $T/pg-$L/callbacks.log && grep -qx 'on_start replica $SCOPE' $T/pg-$L/callbacks.log" || diag "$(cat "$T/pg-$L/callbacks.log")"
 list_ok() {
   /usr/bin/python3 -c '
 import json,sys
