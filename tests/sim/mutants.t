@@ -11,7 +11,7 @@ n=0
 mutant() { # file 'old' 'new' description
   n=$((n + 1))
   rm -rf "$work" && mkdir -p "$work/dcs" "$work/tests/sim"
-  cp dcs/raft*.[ch] dcs/wal*.[ch] dcs/snap.[ch] dcs/crc32c.[ch] "$work/dcs/"
+  cp dcs/raft*.[ch] dcs/wal*.[ch] dcs/snap.[ch] dcs/crc32c.[ch] dcs/le_bytes.h "$work/dcs/"
   cp tests/sim/*.[ch] "$work/tests/sim/"
   if ! python3 - "$work/$1" "$2" "$3" <<'PY'
 import sys
