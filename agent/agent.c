@@ -397,7 +397,7 @@ static void on_pg_exit(proc *p, int status, const char *out, void *arg)
         log_info("postgres stopped");
     a->pg_stop_requested = 0;
     set_state(a, "stopped");
-    if (a->cb_role[0]) {
+    if (a->cb_role[0] && !a->cb_restarting) {
         run_callback(a, "on_stop", a->cb_role);
         a->cb_role[0] = '\0';
     }
@@ -477,6 +477,8 @@ void agent_pg_reload(agent *a)
     }
     proc_signal(a->pg, SIGHUP);
     log_info("postgres configuration rewritten and reloaded (SIGHUP)");
+    if (a->cb_role[0])
+        run_callback(a, "on_reload", a->cb_role);
 }
 
 void agent_restart_postgres(agent *a)
@@ -485,6 +487,7 @@ void agent_restart_postgres(agent *a)
         return;
     log_info("restarting postgres on request");
     /* the loop starts it again: as primary while I hold the lock, else as replica */
+    a->cb_restarting = a->cb_role[0] != '\0';
     proc_signal(a->pg, SIGINT);
     a->pg_stop_requested = 1;
     set_state(a, "restarting");
@@ -600,10 +603,14 @@ static void on_status(PGresult *res, const char *err, void *arg)
         /* callbacks: first time running since a start -> on_start; role flips later ->
          * on_role_change (promotion, or a primary that was restarted as a replica) */
         const char *role = s->in_recovery ? "replica" : AGENT_PRIMARY_ROLE;
-        if (!a->cb_role[0])
+        if (a->cb_restarting) { /* POST /restart: one on_restart instead of stop + start */
+            a->cb_restarting = 0;
+            run_callback(a, "on_restart", role);
+        } else if (!a->cb_role[0]) {
             run_callback(a, "on_start", role);
-        else if (strcmp(a->cb_role, role) != 0)
+        } else if (strcmp(a->cb_role, role) != 0) {
             run_callback(a, "on_role_change", role);
+        }
         snprintf(a->cb_role, sizeof(a->cb_role), "%s", role);
     }
     after_pg_status(a);

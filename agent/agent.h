@@ -78,6 +78,7 @@ typedef struct agent {
     pg_status st;
     char data_sysid[32]; /* from pg_controldata (also when postgres is not running) */
     char cb_role[16];    /* role last announced to callbacks ("" = postgres not running) */
+    int cb_restarting;   /* a requested restart is in progress: on_restart, not stop+start */
     int pg_running;
     int needs_rewind;
     int busy; /* async action in flight */

@@ -231,6 +231,8 @@ postgresql:
     on_start: $T/callback.sh $T/pg-$n/callbacks.log
     on_stop: $T/callback.sh $T/pg-$n/callbacks.log
     on_role_change: $T/callback.sh $T/pg-$n/callbacks.log
+    on_restart: $T/callback.sh $T/pg-$n/callbacks.log
+    on_reload: $T/callback.sh $T/pg-$n/callbacks.log
   pg_hba:
     - host replication replicator 127.0.0.0/8 scram-sha-256
     - host all all 127.0.0.0/8 scram-sha-256
