@@ -15,6 +15,8 @@
 #define ETCD_MAX_RESPONSE     ((size_t)8 << 20)
 #define ETCD_WATCH_MAX_OBJECT ((size_t)4 << 20)
 #define ETCD_MIN_TRY_MS       500
+#define ETCD_ROUND_PAUSE_MS   100 /* between two rounds over all endpoints */
+#define ETCD_MAX_TRIES        64  /* bound on tries per call, whatever the deadline */
 
 struct etcd_client {
     evloop *loop;
@@ -36,6 +38,7 @@ typedef struct etcd_call {
     etcd_cb cb;
     void *arg;
     http_client_req *req;
+    ev_timer *backoff; /* armed between two rounds over every endpoint */
     struct etcd_call *next, *prev;
 } etcd_call;
 
@@ -76,6 +79,14 @@ static json_t *i64s(int64_t v)
 
 static void call_try(etcd_call *call);
 
+static void on_backoff(evloop *loop, void *arg)
+{
+    (void)loop;
+    etcd_call *call = arg;
+    call->backoff = NULL;
+    call_try(call);
+}
+
 static void call_finish(etcd_call *call, const etcd_result *res)
 {
     etcd_client *c = call->c;
@@ -114,11 +125,26 @@ static void call_done(const http_client_result *hr, void *arg)
             retry = 1;
     }
     if (retry) {
+        /* During an election every member answers "no leader" (and a killed one refuses
+         * connections) within a millisecond: going round the list without a pause would
+         * spend every try in a few ms and fail the call long before its deadline, while
+         * etcd needs about one election timeout to have a leader again. So: the next
+         * member at once, but after a full round a short pause, until the deadline. */
         uint64_t now = evloop_update_now(c->loop);
-        if (call->tries < c->n * 2 && now + 50 < call->deadline) {
+        if (call->tries < ETCD_MAX_TRIES && now + 50 < call->deadline) {
             etcd_result_clear(&res);
             c->current = (call->endpoint + 1) % c->n;
             log_debug("etcd: %s; trying %s", errbuf, c->endpoints[c->current]);
+            if (call->tries % c->n != 0) {
+                call_try(call);
+                return;
+            }
+            uint64_t pause = ETCD_ROUND_PAUSE_MS;
+            if (now + pause + 50 > call->deadline)
+                pause = call->deadline - now - 50;
+            call->backoff = evloop_timer_start(c->loop, pause, on_backoff, call);
+            if (call->backoff)
+                return;
             call_try(call);
             return;
         }
@@ -222,6 +248,8 @@ void etcd_client_free(etcd_client *c)
         c->calls = call->next;
         if (call->req)
             http_client_cancel(c->http, call->req);
+        if (call->backoff)
+            evloop_timer_cancel(c->loop, call->backoff);
         free(call->body);
         free(call);
     }

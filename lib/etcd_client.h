@@ -5,8 +5,11 @@
  *   and decodes responses. int64 fields are accepted as JSON strings or numbers.
  * - Endpoints: a list of base URLs ("http://127.0.0.1:2379"). A call goes to the current
  *   endpoint; on a transport error, HTTP 5xx, or gRPC Unavailable it moves to the next one
- *   and retries within the call's deadline (each try gets deadline / n_endpoints, at least
- *   500 ms). The endpoint that answered stays current.
+ *   and retries within the call's deadline (each try gets half the time left, at least
+ *   500 ms); after a full round over every endpoint it pauses 100 ms, so an election
+ *   (every member answers "no leader" for ~1 election timeout) is waited out until the
+ *   deadline instead of failing the call in a few ms. The endpoint that answered stays
+ *   current.
  * - Every callback runs exactly once per call (unless the client is freed first), on the
  *   loop. Result pointers are valid only during the callback.
  * - A failed compare in a txn is not an error: ok = 1, succeeded = 0. */
