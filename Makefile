@@ -44,11 +44,13 @@ LIBS_REL_curl := -lcurl
 LIBS_REL_jansson := -ljansson
 LIBS_REL_yaml := -lyaml
 LIBS_REL_pq := -lpq -lpgcommon_shlib -lpgport_shlib
+LIBS_REL_nghttp2 := -lnghttp2
 LIBS_SAN_seccomp := -lseccomp
 LIBS_SAN_curl := -lcurl
 LIBS_SAN_jansson := -ljansson
 LIBS_SAN_yaml := -lyaml
 LIBS_SAN_pq := -lpq
+LIBS_SAN_nghttp2 := -lnghttp2
 
 COMPONENTS := lib init supervisor dcs agent router ctl
 comp_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
@@ -92,7 +94,7 @@ $(eval $(call program,appliance-init,init,init supervisor lib,seccomp))
 $(eval $(call program,appliance-agent,agent,agent lib,pq curl jansson yaml))
 $(eval $(call program,appliancectl,ctl,ctl agent lib,curl jansson yaml))
 $(eval $(call program,appliance-router,router,router lib,curl jansson yaml))
-$(eval $(call program,appliance-dcs,dcs,dcs lib,jansson))
+$(eval $(call program,appliance-dcs,dcs,dcs lib,jansson nghttp2))
 
 # Per-directory extras (extra test binaries, simulator, soak targets): DIR/module.mk may
 # add rules and append to TEST_BINS; it must not redefine anything above.
@@ -107,7 +109,7 @@ all: $(PROGRAMS)
 UNIT_SRCS := $(wildcard tests/unit/*_test.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(SAN)/tests/%,$(UNIT_SRCS))
 SAN_ARCHIVES := $(foreach c,$(COMPONENTS),$(SAN)/lib/lib$(c).a)
-SAN_LDLIBS := $(foreach d,seccomp curl jansson yaml pq,$(LIBS_SAN_$(d)))
+SAN_LDLIBS := $(foreach d,seccomp curl jansson yaml pq nghttp2,$(LIBS_SAN_$(d)))
 $(SAN)/tests/%: tests/unit/%.c tests/unit/check.h $(SAN_ARCHIVES)
 	@mkdir -p $(@D)
 	$(CC_SAN) $(CFLAGS_SAN) -Itests/unit -o $@ $< -Wl,--start-group $(SAN_ARCHIVES) -Wl,--end-group $(SAN_LDLIBS)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dcs/grpc_front.h"
 #include "dcs/server_internal.h"
 #include "dcs/v2_codec.h"
 #include "dcs/v3_cluster.h"
@@ -52,6 +53,10 @@ static void v2_headers(dcs_server *s, uint64_t index, char *out, size_t n)
 
 void dcs_answer_error(preq *p, int grpc_code, const char *msg)
 {
+    if (p->sink) {
+        p->sink->error(p, grpc_code, msg);
+        return;
+    }
     http_conn *c = take_conn(p);
     if (c) {
         jw w;
@@ -81,6 +86,10 @@ void dcs_answer_error(preq *p, int grpc_code, const char *msg)
 
 void dcs_answer_applied(preq *p, const store_result *res)
 {
+    if (p->sink) {
+        p->sink->applied(p, res);
+        return;
+    }
     dcs_server *s = p->s;
     http_conn *c = take_conn(p);
     if (c) {
@@ -123,6 +132,10 @@ static void answer_v2_get(dcs_server *s, http_conn *c, preq *p)
 
 void dcs_answer_read(preq *p)
 {
+    if (p->sink) {
+        p->sink->read(p);
+        return;
+    }
     dcs_server *s = p->s;
     http_conn *c = take_conn(p);
     if (c && p->kind == PQ_V2_READ) {
@@ -144,6 +157,10 @@ void dcs_answer_read(preq *p)
 
 void dcs_answer_keepalive(preq *p, int64_t ttl)
 {
+    if (p->sink) {
+        p->sink->keepalive(p, ttl);
+        return;
+    }
     dcs_server *s = p->s;
     http_conn *c = take_conn(p);
     if (c) {
@@ -317,6 +334,7 @@ static void v2wait_fire(void *arg, const v2_result *ev)
 
 void dcs_http_store_reset(dcs_server *s)
 {
+    grpc_front_store_reset(s->grpc);
     watch_conn *wc = s->watches;
     s->watches = NULL;
     while (wc) {
@@ -722,8 +740,14 @@ int dcs_http_start(dcs_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    s->grpc = grpc_front_new(s);
+    if (!s->grpc) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    /* one port for both, as etcd: grpc_front hands HTTP/1.1 connections to s->http */
     for (size_t i = 0; i < s->f.nlisten_client; i++)
-        if (http_server_listen(s->http, s->f.listen_client[i].host, s->f.listen_client[i].port) !=
+        if (grpc_front_listen(s->grpc, s->f.listen_client[i].host, s->f.listen_client[i].port) !=
             0) {
             snprintf(err, errlen, "--listen-client-urls %s: %s", s->f.listen_client[i].text,
                      strerror(errno));
@@ -738,6 +762,8 @@ void dcs_http_stop(dcs_server *s)
         evloop_timer_cancel(s->loop, s->flush_timer);
         s->flush_timer = NULL;
     }
+    grpc_front_free(s->grpc); /* its calls answer nobody any more */
+    s->grpc = NULL;
     http_server_free(s->http); /* on_close callbacks free watches and v2 waits */
     s->http = NULL;
 }

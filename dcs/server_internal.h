@@ -44,7 +44,17 @@ typedef struct preq {
     int64_t deadline_ms;  /* monotonic: answer "request timed out" after it */
     uint8_t *cmd;         /* encoded command, for a forward retry */
     size_t cmd_len;
+    /* A request from the gRPC front (grpc_front.c): answered through these, not HTTP. */
+    const struct preq_sink *sink;
+    void *sink_arg;
 } preq;
+
+typedef struct preq_sink { /* each answers p and frees it, like dcs_answer_* */
+    void (*applied)(preq *p, const store_result *res);
+    void (*error)(preq *p, int grpc_code, const char *msg);
+    void (*read)(preq *p);
+    void (*keepalive)(preq *p, int64_t ttl);
+} preq_sink;
 
 typedef struct watch_conn {
     struct watch_conn *prev, *next;
@@ -80,6 +90,7 @@ struct dcs_server {
     wal *w;
     transport *tp;
     http_server *http;
+    struct grpc_front *grpc; /* etcd's gRPC API on the client port (grpc_front.h) */
     dcs_store *st;
     watch_hub *hub;
     v2_waiters *v2w;

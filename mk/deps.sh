@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the private static musl prefix (libpq, libcurl HTTP-only, jansson, libyaml,
-# libseccomp) from Debian source packages, so every binary links statically and reads
-# nothing from the build host at run time.
+# libseccomp, libnghttp2) from Debian source packages, so every binary links statically
+# and reads nothing from the build host at run time.
 #
 # The prefix is cached outside the repository, keyed by this script's content, the pinned
 # source versions and the musl toolchain version: CI runs in a fresh clone, and a warm
@@ -17,6 +17,7 @@ LIBYAML_V=0.2.5-1
 LIBSECCOMP_V=2.5.4-1+deb12u1
 CURL_V=7.88.1-10+deb12u15
 POSTGRES_V=15.18-0+deb12u1
+NGHTTP2_V=1.52.0-1+deb12u3
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${APPLIANCE_DEPS_CACHE:-/var/cache/pg-appliance}
@@ -96,6 +97,14 @@ src=$(fetch curl "$CURL_V" curl-)
  && make -s -j "$jobs" -C lib >/dev/null && make -s -C lib install >/dev/null \
  && make -s -C include install >/dev/null && install -m644 libcurl.pc "$stage/lib/pkgconfig/")
 
+log "libnghttp2 $NGHTTP2_V (library only)"
+src=$(fetch nghttp2 "$NGHTTP2_V" nghttp2-)
+cmake -S "$src" -B "$work/b-nghttp2" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=musl-gcc \
+  -DCMAKE_INSTALL_PREFIX="$stage" -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DENABLE_LIB_ONLY=ON \
+  -DENABLE_STATIC_LIB=ON -DENABLE_SHARED_LIB=OFF -DENABLE_DOC=OFF -DENABLE_FAILMALLOC=OFF >/dev/null
+cmake --build "$work/b-nghttp2" -j "$jobs" >/dev/null
+cmake --install "$work/b-nghttp2" >/dev/null
+
 log "libpq from postgresql-15 $POSTGRES_V"
 src=$(fetch postgresql-15 "$POSTGRES_V" postgresql-15)
 # Every optional feature off; only src/interfaces/libpq and the two helper libraries it
@@ -111,8 +120,8 @@ install -m644 "$src/src/interfaces/libpq/libpq.a" "$src/src/common/libpgcommon_s
 install -m644 "$src/src/interfaces/libpq/libpq-fe.h" "$src/src/interfaces/libpq/libpq-events.h" \
   "$src/src/include/postgres_ext.h" "$src/src/include/pg_config_ext.h" "$stage/include/"
 
-printf 'jansson=%s\nlibyaml=%s\nlibseccomp=%s\ncurl=%s\npostgresql=%s\nmusl=%s\n' \
-  "$JANSSON_V" "$LIBYAML_V" "$LIBSECCOMP_V" "$CURL_V" "$POSTGRES_V" "$musl_v" > "$stage/VERSIONS"
+printf 'jansson=%s\nlibyaml=%s\nlibseccomp=%s\ncurl=%s\nnghttp2=%s\npostgresql=%s\nmusl=%s\n' \
+  "$JANSSON_V" "$LIBYAML_V" "$LIBSECCOMP_V" "$CURL_V" "$NGHTTP2_V" "$POSTGRES_V" "$musl_v" > "$stage/VERSIONS"
 touch "$stage/.complete"
 rm -rf "$prefix"; mv "$stage" "$prefix"
 log "prefix ready: $prefix"

@@ -7,11 +7,13 @@ set -euo pipefail
 
 build_pkgs="build-essential musl-tools musl-dev dpkg-dev gperf cmake pkg-config clang
   libclang-rt-14-dev libseccomp-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libpq-dev
+  libnghttp2-dev
   clang-format clang-tidy cppcheck"
 # Real peers the tests talk to or run under: PostgreSQL, etcd 3.4, Patroni, python-etcd,
 # HAProxy; and the tools the process tests use (unshare, ip, strace).
 test_pkgs="postgresql-15 postgresql-client-15 etcd-server etcd-client patroni python3-etcd
   haproxy util-linux iproute2 iptables procps strace curl docker-compose tini wrk catatonit
+  vip-manager
   docker.io"
 
 case "${1:-}" in

@@ -4,5 +4,5 @@
 # memory errors in the server abort a member and fail the test.
 $(SAN)/bin/appliance-dcs: dcs/main.c $(SAN)/lib/libdcs.a $(SAN)/lib/liblib.a
 	@mkdir -p $(@D)
-	$(CC_SAN) $(CFLAGS_SAN) -o $@ $< $(SAN)/lib/libdcs.a $(SAN)/lib/liblib.a -ljansson
+	$(CC_SAN) $(CFLAGS_SAN) -o $@ $< $(SAN)/lib/libdcs.a $(SAN)/lib/liblib.a -ljansson -lnghttp2
 
