@@ -11,6 +11,7 @@
 
 #include "dcs/server_internal.h"
 #include "dcs/snap.h"
+#include "dcs/snap_writer.h"
 #include "log.h"
 
 /* Forwarded-proposal protocol (transport kinds FWD_REQ / FWD_RESP), little-endian:
@@ -154,6 +155,24 @@ static void send_msgs(dcs_server *s, const raft_msg *msgs, size_t n, bool leader
     }
 }
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* etcd_disk_wal_fsync_duration_seconds: etcd's buckets (1 ms doubling to 8 s), so the
+ * disk's share of the latency can be read off /metrics the same way for both. */
+static void fsync_observe(dcs_server *s, int64_t us)
+{
+    for (int i = 0; i < DCS_FSYNC_BUCKETS; i++)
+        if (us <= (1000ll << i))
+            s->fsync_hist[i]++;
+    s->fsync_count++;
+    s->fsync_sum_us += (uint64_t)us;
+}
+
 static void install_store(dcs_server *s, dcs_store *nst)
 {
     dcs_http_store_reset(s); /* watch streams and v2 waiters point into the old store */
@@ -206,38 +225,62 @@ static void serve_reads(dcs_server *s)
     }
 }
 
+/* Snapshots are taken on the loop (a consistent image at one applied index) and written
+ * by the snap_writer thread; the loop keeps serving meanwhile. The in-memory log is
+ * compacted at once (the WAL still holds every entry until the marker below is synced). */
 static void maybe_snapshot(dcs_server *s)
 {
-    if (s->applied < s->snap_index + s->f.snapshot_count || s->applied > raft_applied_index(s->r))
+    if (s->applied < s->snap_index + s->f.snapshot_count || s->applied > raft_applied_index(s->r) ||
+        snap_writer_busy(s->sw) || dcs_now_ms(s) < s->snap_retry_ms)
         return;
-    uint8_t *data;
+    uint8_t *data, *copy;
     size_t len;
     if (store_snapshot_save(s->st, &data, &len) != 0 || len > RAFT_MSG_MAX_BODY - 4096) {
         log_warn("snapshot at %" PRIu64 ": store serialisation failed (%zu bytes)", s->applied,
                  len);
+        s->snap_retry_ms = dcs_now_ms(s) + 1000;
         return;
     }
-    uint64_t prev = raft_snapshot_index(s->r);
-    if (raft_compact(s->r, s->applied, data, (uint32_t)len) != 0) {
+    copy = malloc(len ? len : 1); /* the writer's own: the core may drop its copy any time */
+    if (!copy || raft_compact(s->r, s->applied, data, (uint32_t)len) != 0) {
+        free(copy);
         free(data);
+        s->snap_retry_ms = dcs_now_ms(s) + 1000;
         return;
     }
+    memcpy(copy, data, len); /* data belongs to the core now, unchanged until the next call */
     raft_snapshot snap = *raft_get_snapshot(s->r);
-    char err[256];
-    if (snap_save(&wal_fs_posix, s->snap_dir, &snap, err, sizeof(err)) != 0) {
-        fatal_disk(s, "snapshot save", err);
+    if (snap_writer_submit(s->sw, &snap, copy) != 0)
+        free(copy);
+}
+
+/* The snapshot file is durable: record it in the WAL, then release what it covers. */
+static void snap_written(void *arg, uint64_t index, uint64_t term, int rc, const char *err)
+{
+    dcs_server *s = arg;
+    if (s->dead)
+        return;
+    if (rc != 0) {
+        /* nothing is lost: the WAL still holds every entry; try again in a second */
+        log_warn("snapshot at index %" PRIu64 " not saved: %s", index, err);
+        s->snap_retry_ms = dcs_now_ms(s) + 1000;
         return;
     }
-    if (wal_mark_snapshot(s->w, snap.index, snap.term, 0) != 0 || wal_sync(s->w) != 0) {
+    if (index <= s->snap_index) { /* a snapshot from the leader overtook it */
+        snap_purge(&wal_fs_posix, s->snap_dir, s->snap_index);
+        return;
+    }
+    uint64_t prev = s->snap_index;
+    if (wal_mark_snapshot(s->w, index, term, 0) != 0 || wal_sync(s->w) != 0) {
         fatal_disk(s, "WAL snapshot marker", strerror(errno));
         return;
     }
-    s->snap_index = snap.index;
+    s->snap_index = index;
     s->snapshots++;
-    wal_release(s->w, snap.index);
+    wal_release(s->w, index);
     snap_purge(&wal_fs_posix, s->snap_dir, prev);
-    log_info("snapshot at index %" PRIu64 " (%zu bytes); older WAL segments released", snap.index,
-             len);
+    log_info("snapshot at index %" PRIu64 "; older WAL segments released", index);
+    maybe_snapshot(s); /* far behind already under a heavy write load */
 }
 
 static void role_changed(dcs_server *s, int role, uint64_t leader)
@@ -291,9 +334,13 @@ static void drain(dcs_server *s)
         }
         if (leader)
             send_msgs(s, rd.msgs, rd.n_msgs, true, true);
-        if (rd.must_sync && wal_sync(s->w) != 0) {
-            fatal_disk(s, "WAL sync", strerror(errno));
-            return;
+        if (rd.must_sync) {
+            int64_t t0 = mono_us();
+            if (wal_sync(s->w) != 0) {
+                fatal_disk(s, "WAL sync", strerror(errno));
+                return;
+            }
+            fsync_observe(s, mono_us() - t0);
         }
         /* 2. send */
         send_msgs(s, rd.msgs, rd.n_msgs, leader, false);
@@ -868,7 +915,8 @@ dcs_server *dcs_server_new(evloop *loop, const dcs_flags *f, char *err, size_t e
         tc.npeers++;
     }
     s->tp = transport_new(loop, &tc, on_peer, s);
-    if (!s->hub || !s->v2w || !s->tp) {
+    s->sw = snap_writer_new(loop, s->snap_dir, snap_written, s);
+    if (!s->hub || !s->v2w || !s->tp || !s->sw) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -899,6 +947,7 @@ void dcs_server_free(dcs_server *s)
         evloop_timer_cancel(s->loop, s->tick_timer);
     if (s->drain_timer)
         evloop_timer_cancel(s->loop, s->drain_timer);
+    snap_writer_free(s->sw);
     transport_free(s->tp);
     v2_waiters_free(s->v2w);
     watch_hub_free(s->hub);

@@ -546,7 +546,7 @@ static long rss_kb(void)
 
 static void handle_metrics(dcs_server *s, http_conn *c)
 {
-    char out[2048];
+    char out[4096];
     int n = snprintf(
         out, sizeof(out),
         "# TYPE etcd_server_has_leader gauge\netcd_server_has_leader %d\n"
@@ -572,6 +572,18 @@ static void handle_metrics(dcs_server *s, http_conn *c)
         raft_commit_index(s->r), s->proposals_failed, s->npending, mvcc_bytes(s->st->kv),
         mvcc_key_count(s->st->kv), watch_hub_watchers(s->hub), s->snapshots, s->forwarded,
         rss_kb() * 1024);
+    const char *h = "etcd_disk_wal_fsync_duration_seconds";
+    if (n > 0 && (size_t)n < sizeof(out))
+        n += snprintf(out + n, sizeof(out) - (size_t)n, "# TYPE %s histogram\n", h);
+    for (int i = 0; i <= DCS_FSYNC_BUCKETS && n > 0 && (size_t)n < sizeof(out); i++) {
+        if (i < DCS_FSYNC_BUCKETS)
+            n += snprintf(out + n, sizeof(out) - (size_t)n, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", h,
+                          0.001 * (double)(1u << i), s->fsync_hist[i]);
+        else
+            n += snprintf(out + n, sizeof(out) - (size_t)n,
+                          "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n",
+                          h, s->fsync_count, h, (double)s->fsync_sum_us / 1e6, h, s->fsync_count);
+    }
     http_respond(c, 200, "text/plain; version=0.0.4", out,
                  n > 0 && (size_t)n < sizeof(out) ? (size_t)n : 0);
 }

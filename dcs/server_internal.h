@@ -20,6 +20,7 @@
 
 #define DCS_MAX_PENDING     4096 /* client requests waiting for Raft; more answer "too many" */
 #define DCS_SERVER_VERSION  "3.4.23"
+#define DCS_FSYNC_BUCKETS   14 /* 0.001 s .. 8.192 s, as etcd's WAL fsync histogram */
 #define DCS_CLUSTER_VERSION "3.4.0"
 
 enum preq_kind { PQ_V3_WRITE = 1, PQ_V2_WRITE, PQ_V3_READ, PQ_KEEPALIVE, PQ_V2_READ };
@@ -113,8 +114,12 @@ struct dcs_server {
     bool stopping;
     int64_t stop_deadline_ms;
     bool dead; /* a disk failure: stop serving, exit non-zero */
+    struct snap_writer *sw;
+    int64_t snap_retry_ms; /* after a failed snapshot */
     /* metrics */
     uint64_t leader_changes, proposals_ok, proposals_failed, snapshots, forwarded;
+    uint64_t fsync_hist[DCS_FSYNC_BUCKETS]; /* cumulative: <= 1 ms << i */
+    uint64_t fsync_count, fsync_sum_us;
 };
 
 /* server_core.c */

@@ -146,23 +146,3 @@ void cr_bytes(cmd_reader *r, const uint8_t **p, size_t *n)
     *n = (size_t)len;
     r->off += (size_t)len;
 }
-
-uint32_t store_crc32c(uint32_t crc, const void *p, size_t n)
-{
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
-    }
-    const uint8_t *b = p;
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++)
-        crc = table[(crc ^ b[i]) & 0xff] ^ (crc >> 8);
-    return ~crc;
-}

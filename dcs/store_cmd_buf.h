@@ -38,7 +38,4 @@ int64_t cr_svar(cmd_reader *r);
 void cr_bytes(cmd_reader *r, const uint8_t **p, size_t *n);
 size_t cr_left(const cmd_reader *r);
 
-/* CRC-32C (Castagnoli), bitwise-table version; used to check snapshots. */
-uint32_t store_crc32c(uint32_t crc, const void *p, size_t n);
-
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dcs/crc32c.h"
 #include "dcs/mvcc_internal.h"
 #include "dcs/store_cmd.h"
 #include "dcs/store_cmd_buf.h"
@@ -53,7 +54,7 @@ int store_snapshot_save(dcs_store *st, uint8_t **out, size_t *len)
     }
     v2_store_save(st->v2, &w);
     if (!w.err)
-        cw_u32le(&w, store_crc32c(0, w.p, w.len));
+        cw_u32le(&w, crc32c(w.p, w.len));
     if (w.err) {
         cw_free(&w);
         return -1;
@@ -129,7 +130,7 @@ dcs_store *store_snapshot_load(const uint8_t *buf, size_t len, const mvcc_limits
     const uint8_t *t = buf + len - 4;
     uint32_t crc =
         (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
-    if (store_crc32c(0, buf, len - 4) != crc)
+    if (crc32c(buf, len - 4) != crc)
         return NULL;
     cmd_reader r;
     cr_init(&r, buf + sizeof(magic), len - sizeof(magic) - 4);

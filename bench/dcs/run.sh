@@ -6,22 +6,24 @@
 # /v3/kv/put of 1000 keys x 64-byte values, sent to the leader) at 1 and 16 connections.
 # Reports puts/s, p50/p99 latency, RSS of the leader idle and after load, and ratios
 # ours/etcd (throughput: higher is better; latency and RSS: lower is better).
-# Env: BENCH_SECONDS (default 10) per measurement.
+# Env: BENCH_SECONDS (default 10) per measurement; DCS_BIN measures another appliance-dcs
+# binary (no make); BENCH_KEEP=DIR keeps the members' logs and data there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${BENCH_SECONDS:-10}
 command -v wrk >/dev/null || { echo "wrk missing: mk/packages.sh test installs it" >&2; exit 1; }
-make -s build/bin/appliance-dcs
+dcs_bin=${DCS_BIN:-build/bin/appliance-dcs}
+[ -n "${DCS_BIN:-}" ] || make -s build/bin/appliance-dcs
 tmp=$(mktemp -d -p "${BENCH_DIR:-/var/tmp}" dcs-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; [ -n "${BENCH_KEEP:-}" ] && cp -r "$tmp" "$BENCH_KEEP"; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 start_cluster() { # kind base(31|41)
   local kind=$1 base=$2 ic="" i
   for i in 1 2 3; do ic+="${ic:+,}m$i=http://127.0.80.$((base + i - 1)):2380"; done
   for i in 1 2 3; do
-    local ip=127.0.80.$((base + i - 1)) bin=build/bin/appliance-dcs
+    local ip=127.0.80.$((base + i - 1)) bin=$dcs_bin
     [ "$kind" = etcd ] && bin=etcd
     "$bin" --name m$i --data-dir "$tmp/$kind$i" --initial-cluster "$ic" \
       --initial-cluster-token bench-$kind --listen-client-urls http://$ip:2379 \
