@@ -34,7 +34,8 @@ struct gconn {
 /* ---- HTTP/2 connections ---- */
 static void conn_gone(h2_conn *c, void *arg)
 {
-    grpc_front *g = arg;
+    const grpc_ctx *ctx = arg; /* the connection's argument is the gRPC context */
+    grpc_front *g = ctx->arg;
     for (gconn *x = g->conns; x; x = x->next) {
         if (x->c != c)
             continue;

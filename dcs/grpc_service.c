@@ -241,6 +241,12 @@ static void member_list(dcs_server *s, grpc_call *call)
         }
         m[i].client_urls = curls[i];
     }
+    for (size_t i = 1; i < n; i++) /* etcd lists members by ID */
+        for (size_t j = i; j > 0 && m[j - 1].id > m[j].id; j--) {
+            v3_member t = m[j];
+            m[j] = m[j - 1];
+            m[j - 1] = t;
+        }
     v3_header h;
     dcs_header(s, &h);
     h.revision = 0; /* etcd sends the member list header without a revision */
