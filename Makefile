@@ -92,7 +92,7 @@ endef
 # ---- programs: one line each ----
 $(eval $(call program,appliance-init,init,init supervisor lib,seccomp))
 $(eval $(call program,appliance-agent,agent,agent lib,pq curl jansson yaml))
-$(eval $(call program,appliancectl,ctl,ctl agent lib,curl jansson yaml))
+$(eval $(call program,appliancectl,ctl,ctl agent lib,pq curl jansson yaml))
 $(eval $(call program,appliance-router,router,router lib,curl jansson yaml))
 $(eval $(call program,appliance-dcs,dcs,dcs lib,jansson nghttp2))
 

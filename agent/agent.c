@@ -1766,7 +1766,12 @@ static void failsafe_round(agent *a, int from_cycle)
     json_decref(body);
     const char *name;
     json_t *v;
-    static const char *const hdrs[] = {"Content-Type: application/json", NULL};
+    /* members check restapi.authentication on POST /failsafe: send ours (the same for the
+     * whole cluster, as with Patroni) */
+    char auth[512];
+    const char *hdrs[] = {"Content-Type: application/json", NULL, NULL};
+    if (cfg_basic_auth_header(&a->cfg.rest_auth, auth, sizeof(auth)) == 0)
+        hdrs[1] = auth;
     json_object_foreach(targets, name, v)
     {
         if (strcmp(name, a->cfg.name) == 0)

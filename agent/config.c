@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/yaml_json.h"
+#include "base64.h"
 
 #define CONFIG_MAX_BYTES ((size_t)1 << 20)
 
@@ -343,6 +344,19 @@ int cfg_split_host_port(const char *s, char *host, size_t hostsz, int *port)
     if (errno || *end || end == colon + 1 || p < 1 || p > 65535)
         return -1;
     *port = (int)p;
+    return 0;
+}
+
+int cfg_basic_auth_header(const cfg_credentials *c, char *out, size_t outsz)
+{
+    out[0] = '\0';
+    if (!c->username[0])
+        return -1;
+    char plain[sizeof(c->username) + sizeof(c->password) + 1];
+    char enc[((sizeof(plain) + 2) / 3) * 4 + 1];
+    snprintf(plain, sizeof(plain), "%s:%s", c->username, c->password);
+    base64_encode(plain, strlen(plain), enc);
+    snprintf(out, outsz, "Authorization: Basic %s", enc);
     return 0;
 }
 

@@ -93,6 +93,11 @@ void agent_config_free(agent_config *cfg);
 int agent_dyn_config_parse(agent_dyn_config *dyn, const json_t *obj, char *err, size_t errsz);
 void agent_dyn_config_free(agent_dyn_config *dyn);
 
+/* "Authorization: Basic <base64(user:password)>" for requests to members' REST APIs (the
+ * failsafe POST between members, appliancectl), as Patroni sends restapi.authentication
+ * with its own requests. Returns 0, or -1 when no credentials are configured (out: ""). */
+int cfg_basic_auth_header(const cfg_credentials *c, char *out, size_t outsz);
+
 /* Splits "host:port" (IPv6 in brackets); returns 0 or -1. */
 int cfg_split_host_port(const char *s, char *host, size_t hostsz, int *port);
 

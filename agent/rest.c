@@ -662,16 +662,18 @@ static void handler(http_conn *c, const http_request *r, void *arg)
         send_json(c, code, rest_status_json(a));
         return;
     }
+    /* Everything else may change state: Basic auth first (when configured), whatever the
+     * method or path, so no mutating endpoint can be reached without it (Patroni's
+     * check_access on each do_POST/PATCH/PUT/DELETE handler). Members send the same
+     * credentials to each other with POST /failsafe (agent.c failsafe_round). */
+    if (!authorized(a, c, r))
+        return;
     if (strcmp(m, "POST") == 0 && strcmp(p, "/failsafe") == 0) {
-        /* Patroni checks auth here too; our members send no credentials to each other
-         * unless configured, so the allowlist is the member list. */
         post_failsafe(a, c, r);
         return;
     }
     if (strcmp(m, "POST") == 0 || strcmp(m, "PATCH") == 0 || strcmp(m, "PUT") == 0 ||
         strcmp(m, "DELETE") == 0) {
-        if (!authorized(a, c, r))
-            return;
         if (strcmp(m, "POST") == 0 &&
             (strcmp(p, "/switchover") == 0 || strcmp(p, "/failover") == 0)) {
             post_switchover(a, c, r);
@@ -704,6 +706,15 @@ static void handler(http_conn *c, const http_request *r, void *arg)
         }
         if (strcmp(m, "POST") == 0 && strcmp(p, "/restart") == 0) {
             post_restart(a, c, r);
+            return;
+        }
+        /* Patroni cancels a scheduled restart/switchover here; we schedule none. */
+        if (strcmp(m, "DELETE") == 0 && strcmp(p, "/restart") == 0) {
+            send_text(c, 404, "no restarts are scheduled");
+            return;
+        }
+        if (strcmp(m, "DELETE") == 0 && strcmp(p, "/switchover") == 0) {
+            send_text(c, 404, "no switchover is scheduled");
             return;
         }
     }

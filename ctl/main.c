@@ -1,41 +1,64 @@
 /* appliancectl: operate the cluster through the agents' REST API (Patroni's API, so the
- * same calls patronictl makes).
+ * same calls patronictl makes), and provision it (the one-shot ROLE=init job).
  *
  *   appliancectl [-c CONFIG] list                      members, roles, states, lag
  *   appliancectl [-c CONFIG] switchover [--candidate NAME]
  *   appliancectl [-c CONFIG] reinit MEMBER             re-clone a replica from the leader
  *   appliancectl [-c CONFIG] restart MEMBER
+ *   appliancectl provision [options]                   see ctl/provision.c
+ *   appliancectl --help | -h | help | version | --version
  *
  * CONFIG is the agent YAML of this node (default $APPLIANCE_CONFIG, else
- * /home/postgres/postgres.yml); only restapi.connect_address is used: the local agent's
- * GET /cluster says who is where, and each request goes to the member it is about.
- * `provision` (the one-shot init role) is not implemented yet. Exit status: 0 done,
- * 1 refused/failed, 2 usage or configuration error. */
+ * /home/postgres/postgres.yml); restapi.connect_address says where the local agent is (its
+ * GET /cluster says who is where, and each request goes to the member it is about) and
+ * restapi.authentication is sent with every request (as patronictl does). help, version
+ * and provision need no config file. Exit status: 0 done, 1 refused/failed, 2 usage or
+ * configuration error (usage on stderr). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/config.h"
+#include "ctl/provision.h"
 #include "ctl/rest_call.h"
 
 #define TIMEOUT_MS 5000
 /* switchover: the agent answers when the new leader holds the key (<= 30 s) */
 #define SWITCHOVER_TIMEOUT_MS 35000
 
+#ifndef APPLIANCE_VERSION
+#define APPLIANCE_VERSION "0.2.0-dev"
+#endif
+
+static const char usage_text[] =
+    "usage: appliancectl [-c CONFIG.yml] COMMAND\n"
+    "commands:\n"
+    "  list                          members, roles, states, timelines, lag\n"
+    "  switchover [--candidate NAME] hand the leader role over (to NAME)\n"
+    "  reinit MEMBER                 re-clone a replica from the leader\n"
+    "  restart MEMBER                restart postgres of a member\n"
+    "  provision [--host H] [--port P] [--file SQL] [--timeout S] [--user U] [--dbname D]\n"
+    "                                run the provisioning SQL once per cluster (ROLE=init)\n"
+    "  version                       print the version\n"
+    "  help                          this text\n"
+    "CONFIG: the agent's YAML (default $APPLIANCE_CONFIG, else /home/postgres/postgres.yml)\n";
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: appliancectl [-c CONFIG.yml] list | switchover [--candidate NAME] "
-                    "| reinit MEMBER | restart MEMBER\n");
+    fputs(usage_text, stderr);
     return 2;
 }
+
+/* "Authorization: Basic ..." from the config (restapi.authentication), or "" */
+static char g_auth[600];
 
 static json_t *get_cluster(const char *base)
 {
     char url[400];
     snprintf(url, sizeof(url), "%s/cluster", base);
     ctl_response r;
-    ctl_call("GET", url, NULL, TIMEOUT_MS, &r);
+    ctl_call("GET", url, NULL, g_auth, TIMEOUT_MS, &r);
     json_t *j = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
     if (!json_is_object(j) && r.status)
         fprintf(stderr, "appliancectl: GET %s: HTTP status %d\n", url, r.status);
@@ -114,7 +137,7 @@ static int post(const char *base, const char *path, const char *body, unsigned t
     char url[400];
     snprintf(url, sizeof(url), "%s%s", base, path);
     ctl_response r;
-    ctl_call("POST", url, body, timeout_ms, &r);
+    ctl_call("POST", url, body, g_auth, timeout_ms, &r);
     printf("%s\n", r.body ? r.body : "");
     int rc = r.status == ok_status || (ok_status == 200 && r.status == 202) ? 0 : 1;
     if (rc)
@@ -137,6 +160,21 @@ int main(int argc, char **argv)
     if (i >= argc)
         return usage();
     const char *cmd = argv[i++];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("appliancectl %s (pg-appliance; Patroni REST API %s)\n", APPLIANCE_VERSION, "3.0.2");
+        return 0;
+    }
+    if (strcmp(cmd, "provision") == 0)
+        return provision_main(argc - i, argv + i);
+    if (strcmp(cmd, "list") != 0 && strcmp(cmd, "switchover") != 0 && strcmp(cmd, "reinit") != 0 &&
+        strcmp(cmd, "restart") != 0) {
+        fprintf(stderr, "appliancectl: unknown command '%s'\n", cmd);
+        return usage();
+    }
     extern char **environ;
     agent_config cfg;
     char err[600];
@@ -146,6 +184,7 @@ int main(int argc, char **argv)
     }
     char base[300];
     snprintf(base, sizeof(base), "http://%s", cfg.rest_connect_address);
+    cfg_basic_auth_header(&cfg.rest_auth, g_auth, sizeof(g_auth));
     agent_config_free(&cfg);
     json_t *cluster = get_cluster(base);
     if (!cluster)

@@ -23,8 +23,8 @@ static void on_done(const http_client_result *res, void *arg)
     evloop_stop(st->loop);
 }
 
-int ctl_call(const char *method, const char *url, const char *body, unsigned timeout_ms,
-             ctl_response *out)
+int ctl_call(const char *method, const char *url, const char *body, const char *auth,
+             unsigned timeout_ms, ctl_response *out)
 {
     memset(out, 0, sizeof(*out));
     evloop *loop = evloop_new();
@@ -35,7 +35,7 @@ int ctl_call(const char *method, const char *url, const char *body, unsigned tim
             evloop_free(loop);
         return -1;
     }
-    static const char *const hdrs[] = {"Content-Type: application/json", NULL};
+    const char *hdrs[] = {"Content-Type: application/json", auth && auth[0] ? auth : NULL, NULL};
     http_client_opts o = {.method = method,
                           .headers = hdrs,
                           .body = body,

@@ -10,8 +10,9 @@ typedef struct ctl_response {
     char *body; /* NUL-terminated, malloc'ed (free it); error text on transport failure */
 } ctl_response;
 
-/* method "GET"/"POST"; body NULL or JSON. Returns 0 when an HTTP answer came back. */
-int ctl_call(const char *method, const char *url, const char *body, unsigned timeout_ms,
-             ctl_response *out);
+/* method "GET"/"POST"; body NULL or JSON; auth NULL or an "Authorization: ..." header line.
+ * Returns 0 when an HTTP answer came back. */
+int ctl_call(const char *method, const char *url, const char *body, const char *auth,
+             unsigned timeout_ms, ctl_response *out);
 
 #endif

@@ -4,8 +4,10 @@
 # keeps accepting writes as long as every other member accepts its POST /failsafe, replicas
 # do not promote; once one member stops answering, the primary stops accepting writes
 # (within ttl); when the DCS returns, the cluster elects a leader again.
+# restapi.authentication is on: the members' POST /failsafe to each other must carry it.
 . "$(dirname "$0")/lib.sh"
 require_env
+export AG_REST_AUTH=it-admin:it-fs-pass
 cluster_up 3
 L=$(node_of "$LEADER")
 probe_start

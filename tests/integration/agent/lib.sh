@@ -188,7 +188,8 @@ partition_dcs() {
   ip netns exec $NS-dcs iptables $act OUTPUT -d "$(node_ip "$1")" -j DROP
 }
 
-# node_conf N [extra YAML appended at top level]: writes $T/pg-N.yml
+# node_conf N [extra YAML appended at top level]: writes $T/pg-N.yml. AG_REST_AUTH=user:pass
+# configures restapi.authentication (Basic auth on every mutating endpoint).
 node_conf() {
   local n=$1 ip; ip=$(node_ip "$1")
   mkdir -p "$T/pg-$n"
@@ -203,6 +204,9 @@ name: pg-$n
 restapi:
   listen: $ip:8008
   connect_address: $ip:8008
+${AG_REST_AUTH:+  authentication:
+    username: ${AG_REST_AUTH%%:*}
+    password: ${AG_REST_AUTH#*:}}
 etcd3:
   hosts: $(etcd_ip 1):2379,$(etcd_ip 2):2379,$(etcd_ip 3):2379
 bootstrap:

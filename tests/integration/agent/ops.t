@@ -2,12 +2,48 @@
 # test-timeout: 240
 # Operations through Debian's real patronictl 3.0.2 and the REST API: restart of a member,
 # reload of a changed config file (and refusal of a bad one), planned switchover to a named
-# candidate (answered when done, like Patroni).
+# candidate (answered when done, like Patroni). restapi.authentication is configured: every
+# mutating endpoint answers 401 without or with wrong credentials (and changes nothing), and
+# works with the right ones (patronictl and appliancectl send them from the config file).
 . "$(dirname "$0")/lib.sh"
 require_env
+AUTH=it-admin:it-admin-pass
+export AG_REST_AUTH=$AUTH
 cluster_up 3
 L=$(node_of "$LEADER"); R=$(( (L + 1) % 3 )); C=$(( (L + 2) % 3 ))
 pc() { patronictl -c "$T/pg-$L.yml" "$@" 2>&1; }
+
+# Basic auth on every mutating endpoint (Patroni's check_access list)
+code_of() { # METHOD PATH NODE [curl args...]: HTTP status
+  local m=$1 p=$2 n=$3; shift 3
+  curl -s -o /dev/null -m 5 -w '%{http_code}' -X "$m" "$@" "http://$(node_ip "$n"):8008$p"
+}
+mutating=("POST /switchover" "POST /failover" "POST /restart" "POST /reload" "POST /reinitialize"
+  "POST /failsafe" "PATCH /config" "PUT /config" "DELETE /restart" "DELETE /switchover")
+pm_r=$(node_pm_pid "$R") pm_l=$(node_pm_pid "$L") cfg_before=$(dcs_get config)
+bad=""
+for ep in "${mutating[@]}"; do
+  read -r m p <<<"$ep"
+  for n in "$L" "$R"; do
+    body="{\"leader\": \"pg-$L\", \"candidate\": \"pg-$R\", \"name\": \"pg-$L\", \"pause\": true}"
+    got="$(code_of "$m" "$p" "$n" -d "$body") $(code_of "$m" "$p" "$n" -d "$body" -u it-admin:wrong) $(code_of "$m" "$p" "$n" -d "$body" -u nobody:it-admin-pass) $(code_of "$m" "$p" "$n" -d "$body" -H 'Authorization: Bearer x')"
+    [ "$got" = "401 401 401 401" ] || bad+=" $ep@pg-$n($got)"
+  done
+done
+check "${#mutating[@]} mutating endpoints answer 401 with no, a wrong or a non-Basic Authorization on leader and replica${bad:+:$bad}" test -z "$bad"
+www=$(curl -s -D - -o /dev/null -m 5 -X POST "http://$(node_ip "$R"):8008/restart")
+check "... with WWW-Authenticate: Basic realm=\"Patroni\"" grep -qi '^WWW-Authenticate: Basic realm="Patroni"' <<<"$www"
+check "... and nothing happened: same postmasters, same leader, same config key" \
+  test "$(node_pm_pid "$R") $(node_pm_pid "$L") $(dcs_leader) $(dcs_get config)" = "$pm_r $pm_l pg-$L $cfg_before"
+check "read-only endpoints stay open (GET /patroni 200 without credentials)" [ "$(rest_code "$R" /patroni)" = 200 ]
+out=$(curl -s -m 5 -u "$AUTH" -X POST -d "{\"name\": \"pg-$L\"}" -w ' %{http_code}' "http://$(node_ip "$R"):8008/failsafe")
+check "POST /failsafe with the right credentials: 200 Accepted ($out)" [ "$out" = "Accepted 200" ]
+out=$(curl -s -m 5 -u "$AUTH" -X PUT -d "$cfg_before" -w ' %{http_code}' "http://$(node_ip "$R"):8008/config")
+check "PUT /config with the right credentials: 200 (${out: -3})" [ "${out: -3}" = 200 ]
+out=$(curl -s -m 5 -u "$AUTH" -X DELETE -w ' %{http_code}' "http://$(node_ip "$R"):8008/restart")
+check "DELETE /restart with the right credentials: 404 no restarts are scheduled, as Patroni ($out)" [ "$out" = "no restarts are scheduled 404" ]
+out=$(curl -s -m 5 -u "$AUTH" -X DELETE -w ' %{http_code}' "http://$(node_ip "$R"):8008/switchover")
+check "DELETE /switchover with the right credentials: 404 no switchover is scheduled ($out)" [ "$out" = "no switchover is scheduled 404" ]
 
 # restart (once pg-R's agent has announced its running postgres: on_start callback)
 cb_has() { grep -qx "$2" "$T/pg-$1/callbacks.log" 2>/dev/null; }
@@ -35,7 +71,7 @@ check "callback on_reload replica ran on pg-$R" wait_until 10 cb_has "$R" "on_re
 # a bad file is refused with the key named, and the agent keeps running
 cp "$T/pg-$R.yml" "$T/pg-$R.yml.good"
 sed -i "s/listen: $(node_ip "$R"):5432/listen: $(node_ip "$R"):notaport/" "$T/pg-$R.yml"
-body=$(curl -s -m 5 -X POST -w ' %{http_code}' "http://$(node_ip "$R"):8008/reload")
+body=$(curl -s -m 5 -u "$AUTH" -X POST -w ' %{http_code}' "http://$(node_ip "$R"):8008/reload")
 check "POST /reload with a bad file: 400 naming postgresql.listen ($body)" grep -q "postgresql.listen: .* 400$" <<<"$body"
 check "pg-$R keeps running after a refused reload" streaming "$R"
 cp "$T/pg-$R.yml.good" "$T/pg-$R.yml"
@@ -47,7 +83,7 @@ check "pg-$R moved its data directory aside and cloned again" wait_until 30 test
 check "pg-$R streams again after the reinit" wait_until 60 streaming "$R"
 check "the re-cloned pg-$R has the rows of the primary" wait_until 20 bash -c \
   "[ \"\$(PGPASSWORD=$SUPERPASS $PGBIN/psql -X -At -h $(node_ip "$R") -U postgres -d postgres -c 'SELECT count(*) FROM pg_database' 2>/dev/null)\" -ge 3 ]"
-out=$(curl -s -m 5 -X POST -w ' %{http_code}' "http://$(node_ip "$L"):8008/reinitialize")
+out=$(curl -s -m 5 -u "$AUTH" -X POST -w ' %{http_code}' "http://$(node_ip "$L"):8008/reinitialize")
 check "POST /reinitialize on the leader is refused ($out)" grep -q "I am the leader, can not reinitialize 503" <<<"$out"
 
 # appliancectl (our CLI) reads the same REST API
@@ -89,6 +125,10 @@ out=$(pc resume "$SCOPE" 2>&1)
 check "patronictl resume succeeds" grep -q "Success: cluster management is resumed" <<<"$out" || diag "$out"
 no_pause() { ! dcs_get config | grep -q pause; }
 check "the config key has no pause any more" no_pause
-body=$(curl -s -m 5 -X PATCH -d '{"ttl": "x"}' -w ' %{http_code}' "http://$(node_ip "$R"):8008/config")
+body=$(curl -s -m 5 -u "$AUTH" -X PATCH -d '{"ttl": "x"}' -w ' %{http_code}' "http://$(node_ip "$R"):8008/config")
 check "PATCH /config with a bad value: 400 naming the key ($body)" grep -q "ttl: expected an integer, got 'x' 400" <<<"$body"
+# POST /failover with the right credentials (a planned one: leader and candidate named)
+F=$(node_of "$(dcs_leader)"); G=$(( (F + 1) % 3 ))
+out=$(curl -s -m 40 -u "$AUTH" -X POST -d "{\"leader\": \"pg-$F\", \"candidate\": \"pg-$G\"}" -w ' %{http_code}' "http://$(node_ip "$F"):8008/failover")
+check "POST /failover with the right credentials moves the leader to pg-$G ($out)" [ "$out" = "Successfully switched over to \"pg-$G\" 200" ]
 echo "1..$_tap_n"
