@@ -13,7 +13,7 @@ build_pkgs="build-essential musl-tools musl-dev dpkg-dev gperf cmake pkg-config 
 # HAProxy; and the tools the process tests use (unshare, ip, strace).
 test_pkgs="postgresql-15 postgresql-client-15 etcd-server etcd-client patroni python3-etcd
   haproxy util-linux iproute2 iptables procps strace curl docker-compose tini wrk catatonit
-  vip-manager
+  vip-manager nghttp2-client
   docker.io"
 
 case "${1:-}" in
