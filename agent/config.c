@@ -120,40 +120,45 @@ static int env_secret(char *const *envp, const char *name, char *out, size_t out
 
 /* Plain overrides: env name -> key path, value typed as a YAML plain scalar for numbers
  * and booleans only where the key expects them (strings stay strings). */
+/* Environment overrides. `spilo`: one of Spilo's names, which Spilo renders into its config
+ * template, so they sit UNDER SPILO_CONFIGURATION/PATRONI_CONFIGURATION; Patroni's own
+ * PATRONI_* names are applied by Patroni on top of whatever file it gets, so they win over
+ * everything (load order in agent_config_load_text). */
 static const struct {
     const char *env;
     const char *path;
+    int spilo;
 } plain_overrides[] = {
-    /* Spilo names first, so Patroni's own names (applied after) win when both are set. */
-    {"SCOPE", "scope"},
-    {"PGUSER_SUPERUSER", "postgresql.authentication.superuser.username"},
-    {"PGUSER_STANDBY", "postgresql.authentication.replication.username"},
-    {"PATRONI_SCOPE", "scope"},
-    {"PATRONI_NAME", "name"},
-    {"PATRONI_NAMESPACE", "namespace"},
-    {"PATRONI_RESTAPI_LISTEN", "restapi.listen"},
-    {"PATRONI_RESTAPI_CONNECT_ADDRESS", "restapi.connect_address"},
-    {"PATRONI_RESTAPI_USERNAME", "restapi.authentication.username"},
-    {"PATRONI_POSTGRESQL_LISTEN", "postgresql.listen"},
-    {"PATRONI_POSTGRESQL_CONNECT_ADDRESS", "postgresql.connect_address"},
-    {"PATRONI_POSTGRESQL_DATA_DIR", "postgresql.data_dir"},
-    {"PATRONI_POSTGRESQL_BIN_DIR", "postgresql.bin_dir"},
-    {"PATRONI_POSTGRESQL_PGPASS", "postgresql.pgpass"},
-    {"PATRONI_SUPERUSER_USERNAME", "postgresql.authentication.superuser.username"},
-    {"PATRONI_REPLICATION_USERNAME", "postgresql.authentication.replication.username"},
-    {"PATRONI_REWIND_USERNAME", "postgresql.authentication.rewind.username"},
+    {"SCOPE", "scope", 1},
+    {"PGUSER_SUPERUSER", "postgresql.authentication.superuser.username", 1},
+    {"PGUSER_STANDBY", "postgresql.authentication.replication.username", 1},
+    {"PATRONI_SCOPE", "scope", 0},
+    {"PATRONI_NAME", "name", 0},
+    {"PATRONI_NAMESPACE", "namespace", 0},
+    {"PATRONI_RESTAPI_LISTEN", "restapi.listen", 0},
+    {"PATRONI_RESTAPI_CONNECT_ADDRESS", "restapi.connect_address", 0},
+    {"PATRONI_RESTAPI_USERNAME", "restapi.authentication.username", 0},
+    {"PATRONI_POSTGRESQL_LISTEN", "postgresql.listen", 0},
+    {"PATRONI_POSTGRESQL_CONNECT_ADDRESS", "postgresql.connect_address", 0},
+    {"PATRONI_POSTGRESQL_DATA_DIR", "postgresql.data_dir", 0},
+    {"PATRONI_POSTGRESQL_BIN_DIR", "postgresql.bin_dir", 0},
+    {"PATRONI_POSTGRESQL_PGPASS", "postgresql.pgpass", 0},
+    {"PATRONI_SUPERUSER_USERNAME", "postgresql.authentication.superuser.username", 0},
+    {"PATRONI_REPLICATION_USERNAME", "postgresql.authentication.replication.username", 0},
+    {"PATRONI_REWIND_USERNAME", "postgresql.authentication.rewind.username", 0},
 };
 
 static const struct {
     const char *env;
     const char *path;
+    int spilo;
 } secret_overrides[] = {
-    {"PGPASSWORD_SUPERUSER", "postgresql.authentication.superuser.password"},
-    {"PGPASSWORD_STANDBY", "postgresql.authentication.replication.password"},
-    {"PATRONI_RESTAPI_PASSWORD", "restapi.authentication.password"},
-    {"PATRONI_SUPERUSER_PASSWORD", "postgresql.authentication.superuser.password"},
-    {"PATRONI_REPLICATION_PASSWORD", "postgresql.authentication.replication.password"},
-    {"PATRONI_REWIND_PASSWORD", "postgresql.authentication.rewind.password"},
+    {"PGPASSWORD_SUPERUSER", "postgresql.authentication.superuser.password", 1},
+    {"PGPASSWORD_STANDBY", "postgresql.authentication.replication.password", 1},
+    {"PATRONI_RESTAPI_PASSWORD", "restapi.authentication.password", 0},
+    {"PATRONI_SUPERUSER_PASSWORD", "postgresql.authentication.superuser.password", 0},
+    {"PATRONI_REPLICATION_PASSWORD", "postgresql.authentication.replication.password", 0},
+    {"PATRONI_REWIND_PASSWORD", "postgresql.authentication.rewind.password", 0},
 };
 
 /* ETCD3_HOSTS / PATRONI_ETCD3_HOSTS: "h1:2379,h2:2379", a YAML list, or Spilo's quoted
@@ -177,14 +182,25 @@ static int apply_hosts_env(json_t *root, const char *name, const char *val, char
     return 0;
 }
 
-static int apply_env(json_t *root, char *const *envp, char *err, size_t errsz)
+/* NAME or NAME_FILE is set */
+static int env_secret_set(char *const *envp, const char *name)
+{
+    char fname[128];
+    snprintf(fname, sizeof(fname), "%s_FILE", name);
+    return env_get(envp, name) || env_get(envp, fname);
+}
+
+/* Applies the Spilo-named (spilo = 1) or the Patroni-named (spilo = 0) overrides. */
+static int apply_env(json_t *root, char *const *envp, int spilo, char *err, size_t errsz)
 {
     for (size_t i = 0; i < sizeof(plain_overrides) / sizeof(plain_overrides[0]); i++) {
         const char *v = env_get(envp, plain_overrides[i].env);
-        if (v)
+        if (v && plain_overrides[i].spilo == spilo)
             path_set(root, plain_overrides[i].path, json_string(v));
     }
     for (size_t i = 0; i < sizeof(secret_overrides) / sizeof(secret_overrides[0]); i++) {
+        if (secret_overrides[i].spilo != spilo)
+            continue;
         char val[256];
         int r = env_secret(envp, secret_overrides[i].env, val, sizeof(val), err, errsz);
         if (r < 0)
@@ -192,34 +208,101 @@ static int apply_env(json_t *root, char *const *envp, char *err, size_t errsz)
         if (r > 0)
             path_set(root, secret_overrides[i].path, json_string(val));
     }
-    const char *h = env_get(envp, "ETCD3_HOSTS");
-    if (h && apply_hosts_env(root, "ETCD3_HOSTS", h, err, errsz) != 0)
-        return -1;
-    h = env_get(envp, "PATRONI_ETCD3_HOSTS");
-    if (h && apply_hosts_env(root, "PATRONI_ETCD3_HOSTS", h, err, errsz) != 0)
+    const char *name = spilo ? "ETCD3_HOSTS" : "PATRONI_ETCD3_HOSTS";
+    const char *h = env_get(envp, name);
+    if (h && apply_hosts_env(root, name, h, err, errsz) != 0)
         return -1;
     return 0;
 }
 
-/* The environment variable whose value ended up at key path `path` (the last one applied
- * wins, as in apply_env), or NULL when the value came from the YAML file. Used to say in an
- * error message where a bad value came from. */
-static const char *env_source(char *const *envp, const char *path)
+/* The environment variable whose value ended up at key path `path` (Patroni's names win,
+ * then the YAML in SPILO_CONFIGURATION/PATRONI_CONFIGURATION, then Spilo's names, as in
+ * agent_config_load_text), or NULL when the value came from the YAML file. Used to say in
+ * an error message where a bad value came from. */
+static const char *env_source(char *const *envp, const char *path, json_t *env_yaml,
+                              const char *env_yaml_var)
 {
-    const char *src = NULL;
-    for (size_t i = 0; i < sizeof(plain_overrides) / sizeof(plain_overrides[0]); i++)
-        if (strcmp(plain_overrides[i].path, path) == 0 && env_get(envp, plain_overrides[i].env))
-            src = plain_overrides[i].env;
-    for (size_t i = 0; i < sizeof(secret_overrides) / sizeof(secret_overrides[0]); i++)
-        if (strcmp(secret_overrides[i].path, path) == 0 && env_get(envp, secret_overrides[i].env))
-            src = secret_overrides[i].env;
-    if (strcmp(path, "etcd3.hosts") == 0) {
-        if (env_get(envp, "ETCD3_HOSTS"))
-            src = "ETCD3_HOSTS";
-        if (env_get(envp, "PATRONI_ETCD3_HOSTS"))
-            src = "PATRONI_ETCD3_HOSTS";
+    for (int spilo = 0; spilo <= 1; spilo++) {
+        if (spilo && env_yaml && path_get(env_yaml, path))
+            return env_yaml_var;
+        const char *src = NULL;
+        for (size_t i = 0; i < sizeof(plain_overrides) / sizeof(plain_overrides[0]); i++)
+            if (plain_overrides[i].spilo == spilo && strcmp(plain_overrides[i].path, path) == 0 &&
+                env_get(envp, plain_overrides[i].env))
+                src = plain_overrides[i].env;
+        for (size_t i = 0; i < sizeof(secret_overrides) / sizeof(secret_overrides[0]); i++)
+            if (secret_overrides[i].spilo == spilo && strcmp(secret_overrides[i].path, path) == 0 &&
+                env_secret_set(envp, secret_overrides[i].env))
+                src = secret_overrides[i].env;
+        const char *hosts = spilo ? "ETCD3_HOSTS" : "PATRONI_ETCD3_HOSTS";
+        if (strcmp(path, "etcd3.hosts") == 0 && env_get(envp, hosts))
+            src = hosts;
+        if (src)
+            return src;
     }
-    return src;
+    return NULL;
+}
+
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "a mapping";
+    case JSON_ARRAY:
+        return "a list";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* SPILO_CONFIGURATION / PATRONI_CONFIGURATION merged into the file's tree the way Spilo's
+ * deep_update(user, template) does, with one deliberate difference:
+ * - mappings are merged key by key, recursively;
+ * - a scalar from the environment replaces the file's value; null keeps the file's value
+ *   (Spilo: `a if a is not None else b`);
+ * - a list from the environment REPLACES the file's list. Spilo appends the template's
+ *   entries that the user's list lacks; we do not, because then a shipped entry could never
+ *   be taken away (e.g. the permissive `host all all 0.0.0.0/0` pg_hba line of the
+ *   container configs), and the user's entries come first in both cases anyway.
+ * - a mapping where the file has a scalar or list (or the reverse) is an error naming the
+ *   variable and the key: Spilo would silently keep the user's value and Patroni fail later
+ *   with a message about some other key. */
+static int merge_env_yaml(json_t *dst, json_t *src, const char *var, const char *prefix, char *err,
+                          size_t errsz)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(src, k, v)
+    {
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", k);
+        json_t *cur = json_object_get(dst, k);
+        if (json_is_null(v)) {
+            if (!cur)
+                json_object_set(dst, k, v);
+            continue;
+        }
+        if (cur && !json_is_null(cur) && json_is_object(cur) != json_is_object(v)) {
+            seterr(err, errsz, "%s: %s: expected %s (as in the config file), got %s", var, path,
+                   json_kind(cur), json_kind(v));
+            return -1;
+        }
+        if (json_is_object(v) && json_is_object(cur)) {
+            if (merge_env_yaml(cur, v, var, path, err, errsz) != 0)
+                return -1;
+        } else {
+            json_object_set(dst, k, v);
+        }
+    }
+    return 0;
 }
 
 /* ---- typed extraction ---- */
@@ -718,24 +801,20 @@ static int extract(agent_config *cfg, json_t *root, char *err, size_t errsz)
     return 0;
 }
 
+/* Load order, as Spilo + Patroni build the configuration Patroni runs with:
+ *   1. the YAML file (Spilo: its rendered template),
+ *   2. Spilo's env names (SCOPE, PGPASSWORD_*, ETCD3_HOSTS...: rendered into that template),
+ *   3. SPILO_CONFIGURATION, else PATRONI_CONFIGURATION (Spilo reads only one, SPILO_ first),
+ *      merged deeply (merge_env_yaml),
+ *   4. Patroni's PATRONI_* names (Patroni applies them on top of its file). */
 int agent_config_load_text(agent_config *cfg, const char *yaml, size_t len, char *const *envp,
                            char *err, size_t errsz)
 {
     memset(cfg, 0, sizeof(*cfg));
     char yerr[256];
-    json_t *root;
-    char override[64];
-    /* PATRONI_CONFIGURATION holds the whole YAML; other env vars are then ignored. */
-    const char *whole = env_get(envp, "PATRONI_CONFIGURATION");
-    if (whole) {
-        root = yaml_to_json(whole, strlen(whole), yerr, sizeof(yerr));
-        snprintf(override, sizeof(override), "PATRONI_CONFIGURATION");
-    } else {
-        root = yaml_to_json(yaml, len, yerr, sizeof(yerr));
-        override[0] = '\0';
-    }
+    json_t *root = yaml_to_json(yaml, len, yerr, sizeof(yerr));
     if (!root) {
-        seterr(err, errsz, "%s%sYAML: %s", override, override[0] ? ": " : "", yerr);
+        seterr(err, errsz, "YAML: %s", yerr);
         return -1;
     }
     if (json_is_null(root)) {
@@ -747,23 +826,44 @@ int agent_config_load_text(agent_config *cfg, const char *yaml, size_t len, char
         seterr(err, errsz, "top level: expected a mapping of Patroni configuration keys");
         return -1;
     }
-    int rc = 0;
-    if (!whole)
-        rc = apply_env(root, envp, err, errsz);
+    const char *var = "SPILO_CONFIGURATION";
+    const char *text = env_get(envp, var);
+    if (!text) {
+        var = "PATRONI_CONFIGURATION";
+        text = env_get(envp, var);
+    }
+    json_t *env_yaml = NULL;
+    int rc = apply_env(root, envp, 1, err, errsz);
+    if (rc == 0 && text) {
+        env_yaml = yaml_to_json(text, strlen(text), yerr, sizeof(yerr));
+        if (!env_yaml) {
+            seterr(err, errsz, "%s: YAML: %s", var, yerr);
+            rc = -1;
+        } else if (!json_is_object(env_yaml) && !json_is_null(env_yaml)) {
+            seterr(err, errsz, "%s: expected a mapping of Patroni configuration keys, got %s", var,
+                   json_kind(env_yaml));
+            rc = -1;
+        } else if (json_is_object(env_yaml)) {
+            rc = merge_env_yaml(root, env_yaml, var, "", err, errsz);
+        }
+    }
+    if (rc == 0)
+        rc = apply_env(root, envp, 0, err, errsz);
     if (rc == 0) {
         rc = extract(cfg, root, err, errsz);
         /* "etcd3.hosts[0]: ..." -> key path "etcd3.hosts": name the env var that set it */
         char keypath[128];
         size_t kl = strcspn(err, ":[");
-        if (rc != 0 && !whole && kl < sizeof(keypath)) {
+        if (rc != 0 && kl < sizeof(keypath)) {
             memcpy(keypath, err, kl);
             keypath[kl] = '\0';
-            const char *src = env_source(envp, keypath);
+            const char *src = env_source(envp, keypath, env_yaml, var);
             size_t el = strlen(err);
             if (src && el + 1 < errsz)
                 snprintf(err + el, errsz - el, " (value from environment variable %s)", src);
         }
     }
+    json_decref(env_yaml);
     json_decref(root);
     if (rc != 0)
         agent_config_free(cfg);

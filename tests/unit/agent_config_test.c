@@ -134,6 +134,98 @@ TEST(bad_config_names_key_and_value)
                  "postgresql.authentication.superuser.password: expected a string");
 }
 
+/* SPILO_CONFIGURATION / PATRONI_CONFIGURATION: merged into the file (maps key by key,
+ * scalars and lists replaced, null keeps the file's value), between Spilo's names (under)
+ * and Patroni's PATRONI_* names (over), as Spilo + Patroni layer them. */
+TEST(env_yaml_merged_deeply)
+{
+    agent_config c;
+    char err[512];
+    char *env[] = {"PATRONI_CONFIGURATION="
+                   "bootstrap:\n"
+                   "  dcs:\n"
+                   "    ttl: 10\n"
+                   "    postgresql: {parameters: {work_mem: 8MB}}\n"
+                   "postgresql:\n"
+                   "  authentication: {replication: {password: from-yaml}}\n"
+                   "  pg_hba: [host all all 10.0.0.0/8 scram-sha-256]\n"
+                   "  data_dir: null\n"
+                   "tags: {zone: z9}\n",
+                   "SCOPE=spilo-scope", "PGPASSWORD_STANDBY=spilo-pw", "PATRONI_NAME=pg-7", NULL};
+    const char *yaml = "scope: pg-cluster\n"
+                       "name: pg-0\n"
+                       "restapi: {listen: 127.0.40.10:8008, connect_address: 127.0.40.10:8008}\n"
+                       "etcd3: {hosts: 127.0.40.1:2379}\n"
+                       "bootstrap:\n"
+                       "  dcs:\n"
+                       "    ttl: 4\n"
+                       "    loop_wait: 1\n"
+                       "    postgresql: {parameters: {max_connections: 100}}\n"
+                       "postgresql:\n"
+                       "  listen: 127.0.40.10:5432\n"
+                       "  connect_address: 127.0.40.10:5432\n"
+                       "  data_dir: /tmp/x/data\n"
+                       "  pg_hba: [local all all trust, host all all 0.0.0.0/0 trust]\n"
+                       "  authentication:\n"
+                       "    superuser: {username: postgres, password: s1}\n"
+                       "    replication: {username: replicator, password: s2}\n"
+                       "tags: {nofailover: false}\n";
+    CHECK_EQ_INT(agent_config_load_text(&c, yaml, strlen(yaml), env, err, sizeof(err)), 0);
+    char *dcs = json_dumps(c.bootstrap_dcs, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* maps merged key by key: loop_wait and max_connections stay, ttl replaced */
+    CHECK_STR(dcs, "{\"ttl\":10,\"loop_wait\":1,\"postgresql\":{\"parameters\":{"
+                   "\"max_connections\":100,\"work_mem\":\"8MB\"}}}");
+    free(dcs);
+    /* lists replaced, not appended to */
+    char *hba = json_dumps(c.pg_hba, JSON_COMPACT);
+    CHECK_STR(hba, "[\"host all all 10.0.0.0/8 scram-sha-256\"]");
+    free(hba);
+    CHECK_STR(c.data_dir, "/tmp/x/data");           /* null keeps the file's value */
+    CHECK_STR(c.replication.password, "from-yaml"); /* YAML over Spilo's PGPASSWORD_STANDBY */
+    CHECK_STR(c.superuser.password, "s1");          /* untouched sibling */
+    CHECK_STR(c.scope, "spilo-scope");              /* Spilo's name over the file */
+    CHECK_STR(c.name, "pg-7");                      /* PATRONI_* over everything */
+    CHECK_STR(json_string_value(json_object_get(c.tags, "zone")), "z9");
+    agent_config_free(&c);
+
+    /* SPILO_CONFIGURATION is read in preference (Spilo reads only one of the two) */
+    char *both[] = {"SPILO_CONFIGURATION=scope: from-spilo",
+                    "PATRONI_CONFIGURATION=scope: from-patroni", NULL};
+    CHECK_EQ_INT(agent_config_load_text(&c, yaml, strlen(yaml), both, err, sizeof(err)), 0);
+    CHECK_STR(c.scope, "from-spilo");
+    agent_config_free(&c);
+    /* an empty variable merges nothing */
+    char *alone[] = {"PATRONI_CONFIGURATION=", NULL};
+    CHECK_EQ_INT(agent_config_load_text(&c, yaml, strlen(yaml), alone, err, sizeof(err)), 0);
+    CHECK_STR(c.scope, "pg-cluster"); /* empty YAML: nothing merged */
+    agent_config_free(&c);
+}
+
+TEST(env_yaml_errors_name_variable_and_key)
+{
+    char *e1[] = {"SPILO_CONFIGURATION=postgresql: {authentication: [a, b]}", NULL};
+    expect_error(base_yaml, e1,
+                 "SPILO_CONFIGURATION: postgresql.authentication: expected a mapping (as in the "
+                 "config file), got a list");
+    char *e2[] = {"PATRONI_CONFIGURATION=- just\n- a list\n", NULL};
+    expect_error(base_yaml, e2,
+                 "PATRONI_CONFIGURATION: expected a mapping of Patroni configuration keys, got a "
+                 "list");
+    char *e3[] = {"PATRONI_CONFIGURATION=scope: [unclosed", NULL};
+    expect_error(base_yaml, e3, "PATRONI_CONFIGURATION: YAML: line");
+    char *e4[] = {"SPILO_CONFIGURATION=restapi: {listen: nowhere}", NULL};
+    expect_error(base_yaml, e4,
+                 "restapi.listen: 'nowhere' is not host:port (value from environment variable "
+                 "SPILO_CONFIGURATION)");
+    char *e5[] = {"SPILO_CONFIGURATION=restapi: {listen: nowhere}",
+                  "PATRONI_RESTAPI_LISTEN=still-nowhere", NULL};
+    expect_error(base_yaml, e5, "(value from environment variable PATRONI_RESTAPI_LISTEN)");
+    char *e6[] = {"SPILO_CONFIGURATION=tags: {nofailover: sometimes}", NULL};
+    expect_error(base_yaml, e6,
+                 "tags.nofailover: expected true or false, got 'sometimes' (value from "
+                 "environment variable SPILO_CONFIGURATION)");
+}
+
 TEST(dyn_config_rules)
 {
     agent_dyn_config d;
@@ -219,6 +311,8 @@ int main(void)
     RUN(loads_patroni_keys);
     RUN(env_overrides_patroni_and_spilo);
     RUN(bad_config_names_key_and_value);
+    RUN(env_yaml_merged_deeply);
+    RUN(env_yaml_errors_name_variable_and_key);
     RUN(dyn_config_rules);
     RUN(member_slots_ttl_durations);
     RUN(yaml_typing);
