@@ -140,7 +140,13 @@ static int tags_match(const agent *a, const http_request *r)
 static int health_code(const agent *a, const http_request *r)
 {
     const char *p = r->path;
-    int is_leader = a->am_leader && a->dcs_ok;
+    /* Leader while the lease (or a failsafe confirmation) is still ours: am_leader is
+     * cleared by fencing before either could have expired elsewhere. Not tied to dcs_ok:
+     * a DCS election makes every call fail for about a second, and answering 503 then
+     * made the router close every write session although nothing had changed (found by
+     * bench/agent/soak.py). Patroni's rule too: leader until the lock's expiry, or while
+     * failsafe is active. */
+    int is_leader = a->am_leader || a->failsafe_active;
     int primary_role = running(a) && !a->st.in_recovery;
     int primary_code = is_leader && primary_role ? 200 : 503;
     int leader_code = is_leader ? 200 : 503;

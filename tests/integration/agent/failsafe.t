@@ -16,6 +16,10 @@ etcd_kill_all
 diag "all 3 etcd members killed"
 fs_active() { rest_get "$L" /patroni | grep -q '"failsafe_mode_is_active": true'; }
 check "primary reports failsafe_mode_is_active" wait_until 15 fs_active
+# health checks (HAProxy, appliance-router) must keep seeing the primary: a 503 here would
+# make them drop every write session although the primary stays writable
+check "GET /primary answers 200 while failsafe keeps the primary" [ "$(rest_code "$L" /primary)" = 200 ]
+check "GET /leader answers 200 while failsafe keeps the primary" [ "$(rest_code "$L" /leader)" = 200 ]
 # 3 x ttl without DCS: the primary must keep writing the whole time
 t_check=$(( $(now_ms) + 12000 ))
 wait_until 20 bash -c "[ \$(date +%s%3N) -ge $t_check ]"
@@ -33,6 +37,7 @@ check "primary stops accepting writes once a member no longer confirms failsafe"
 last=$(awk -v h="$(node_ip "$L")" '$3==h && $4=="ok"{t=$2} END{print t}' "$T/probe.out")
 diag "last write acknowledged by the primary $((last - t_kill)) ms after pg-$R was killed"
 check "... within ttl (4 s) of losing the member" [ $((last - t_kill)) -le 4000 ]
+check "GET /primary answers 503 once the primary has fenced itself" [ "$(rest_code "$L" /primary)" = 503 ]
 # DCS back: a leader again
 for n in 1 2 3; do etcd_member_start "$n"; done
 leader_primary() { local l; l=$(dcs_leader); [ -n "$l" ] && is_primary "$(node_of "$l")"; }
