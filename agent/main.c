@@ -3,12 +3,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/log_stamp.h"
 #include "log.h"
 
 int agent_main(const char *config_path);
 
 int main(int argc, char **argv)
 {
+    char err[160];
+    if (log_stamp_setup(err, sizeof(err)) != 0) {
+        fprintf(stderr, "appliance-agent: %s\n", err);
+        return 2;
+    }
     const char *lvl = getenv("LOG_LEVEL");
     if (lvl && log_level_parse(lvl) >= 0)
         log_set_level((enum log_level)log_level_parse(lvl));

@@ -6,12 +6,19 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_RECORD_MAX 4096
 
 static enum log_level min_level = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static int timestamps;
+
+void log_set_timestamps(int on)
+{
+    timestamps = on;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -32,7 +39,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
         return;
     int saved_errno = errno; /* callers often log and then inspect errno */
     char buf[LOG_RECORD_MAX];
-    int n = snprintf(buf, sizeof(buf), "%s: ", level_names[level]);
+    int n = 0;
+    if (timestamps) {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = (int)strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, ".%03ldZ ", ts.tv_nsec / 1000000);
+    }
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s: ", level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);

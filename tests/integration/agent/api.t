@@ -66,6 +66,12 @@ for r in rows:
 out=$(patronictl -c "$T/pg-0.yml" history -f json 2>>"$T/patronictl.err")
 check "patronictl history parses (timeline 1: empty)" [ "$out" = "[]" ]
 
+# run without appliance-init (as here), the agent stamps its own lines (ISO-8601 UTC)
+check "agent log lines start with an ISO-8601 UTC timestamp outside appliance-init" \
+  grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z info: ' "$T/pg-$R.log" || diag "$(head -2 "$T/pg-$R.log")"
+check "... postgres' own lines passed through too" \
+  grep -qE '^[0-9]{4}-[0-9-]+T[0-9:.]+Z info: postgres: ' "$T/pg-$R.log" || diag "$(grep -m2 'postgres' "$T/pg-$R.log")"
+
 # a second agent that calls itself like a running member (other addresses) must refuse
 node_conf 3
 sed -i "s/^name: pg-3/name: pg-$R/" "$T/pg-3.yml"

@@ -52,6 +52,10 @@ pm_ok() { local f pm; for f in "$L"/pg-*/data/postmaster.pid; do pm=$(head -1 "$
 check "every postmaster inherits the pg role's seccomp filter" pm_ok
 check "log lines carry the role (pg-0/pg, etcd-1/etcd, router/router)" \
   bash -c "grep -q ' pg-0/pg ' '$L/pg-0.log' && grep -q ' etcd-1/etcd ' '$L/etcd-1.log' && grep -q ' router/router ' '$L/router.log'"
+# timestamps: appliance-init stamps its children's lines, so the agent adds none there
+agent_line=$(grep -m1 ' appliance-agent\[[0-9]*\]: info: ' "$L/pg-0.log")
+check "under appliance-init the agent's lines carry init's stamp only (no second one)" \
+  grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z pg-0/pg appliance-agent\[[0-9]+\]: info: ' <<<"$agent_line" || diag "$agent_line"
 owner_ok() { [ -z "$(find "$L/etcd-1" "$L/pg-0" ! -user postgres | head -1)" ]; }
 check "state directories are owned by postgres (etcd-1, pg-0 trees)" owner_ok || diag "$(find "$L/etcd-1" "$L/pg-0" ! -user postgres | head -3)"
 
