@@ -35,6 +35,9 @@ static const struct {
     {"/etcdserverpb.Maintenance/Status", GM_STATUS},
     {"/etcdserverpb.Maintenance/Alarm", GM_ALARM},
     {"/etcdserverpb.Cluster/MemberList", GM_MEMBER_LIST},
+    {"/etcdserverpb.Maintenance/Defragment", GM_DEFRAGMENT},
+    {"/etcdserverpb.Maintenance/HashKV", GM_HASHKV},
+    {"/etcdserverpb.Maintenance/MoveLeader", GM_MOVE_LEADER},
 };
 
 int grpc_method_of(const char *path)

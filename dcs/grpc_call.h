@@ -47,6 +47,9 @@ enum grpc_method {
     GM_STATUS,
     GM_ALARM,
     GM_MEMBER_LIST,
+    GM_DEFRAGMENT,
+    GM_HASHKV,
+    GM_MOVE_LEADER,
     GM_COUNT
 };
 

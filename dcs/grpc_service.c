@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dcs/crc32c.h"
 #include "dcs/grpc_internal.h"
 #include "dcs/pb_etcd.h"
 #include "dcs/v3_gateway.h"
@@ -306,6 +307,156 @@ static void alarm(dcs_server *s, grpc_call *call, const uint8_t *msg, size_t len
     pb_buf_free(&b);
 }
 
+/* One uint64/int64 field of a small request message; 0 when absent. -1 if malformed. */
+static int small_field(const uint8_t *msg, size_t len, uint32_t num, uint64_t *out)
+{
+    pb_reader rd;
+    pb_field f;
+    int rc;
+    *out = 0;
+    pb_reader_init(&rd, msg, len);
+    while ((rc = pb_next(&rd, &f)) > 0)
+        if (f.num == num && f.wire == PB_VARINT)
+            *out = f.u;
+    return rc < 0 ? -1 : 0;
+}
+
+static void put_le64(uint8_t *b, int64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)((uint64_t)v >> (8 * i));
+}
+
+/* HashKV: a CRC-32C over every live key at the revision (key, value, create/mod revision,
+ * version, lease). Not etcd's number (its hash covers its bolt encoding), but members at
+ * the same revision agree, which is what `etcdctl endpoint hashkv` is used to check. */
+static void hashkv(dcs_server *s, grpc_call *call, const uint8_t *msg, size_t len)
+{
+    uint64_t rev;
+    if (small_field(msg, len, 1, &rev) != 0) {
+        error_reply(call, GRPC_INTERNAL,
+                    "grpc: error unmarshalling request: etcdserverpb.HashKVRequest: malformed");
+        return;
+    }
+    static const uint8_t all[1] = {0};
+    mvcc_range_req rq;
+    memset(&rq, 0, sizeof(rq));
+    rq.key = all;
+    rq.key_len = 1;
+    rq.range_end = all;
+    rq.range_end_len = 1;
+    rq.revision = (int64_t)rev;
+    mvcc_arena a;
+    mvcc_arena_init(&a, 64u << 20);
+    mvcc_op_resp r;
+    int e = mvcc_range(s->st->kv, &rq, &a, &r);
+    if (e) {
+        v3_error err;
+        v3_error_from_store(e, &err);
+        error_reply(call, err.grpc_code, err.message);
+        mvcc_arena_free(&a);
+        return;
+    }
+    uint32_t crc = 0;
+    for (size_t i = 0; i < r.u.range.nkvs; i++) {
+        const mvcc_kv *kv = &r.u.range.kvs[i];
+        uint8_t nums[40];
+        put_le64(nums, (int64_t)kv->key_len);
+        put_le64(nums + 8, kv->create_revision);
+        put_le64(nums + 16, kv->mod_revision);
+        put_le64(nums + 24, kv->version);
+        put_le64(nums + 32, kv->lease);
+        crc = crc32c_update(crc, nums, sizeof(nums));
+        crc = crc32c_update(crc, kv->key, kv->key_len);
+        crc = crc32c_update(crc, kv->value, kv->value_len);
+    }
+    mvcc_arena_free(&a);
+    v3_header h;
+    dcs_header(s, &h);
+    pb_buf b;
+    pb_buf_init(&b, 4096);
+    pb_enc_header_only(&b, &h);
+    pb_u64(&b, 2, crc);
+    pb_i64(&b, 3, mvcc_compact_revision(s->st->kv));
+    reply(call, &b);
+    pb_buf_free(&b);
+}
+
+static void header_reply(dcs_server *s, grpc_call *call)
+{
+    v3_header h;
+    dcs_header(s, &h);
+    pb_buf b;
+    pb_buf_init(&b, 4096);
+    pb_enc_header_only(&b, &h);
+    reply(call, &b);
+    pb_buf_free(&b);
+}
+
+/* MoveLeader: etcd answers once the transferee leads (or after a bounded wait). */
+typedef struct move_wait {
+    dcs_server *s;
+    grpc_call *call;
+    uint64_t target;
+    int64_t deadline_ms;
+} move_wait;
+
+static void move_poll(evloop *loop, void *arg)
+{
+    move_wait *mw = arg;
+    dcs_server *s = mw->s;
+    if (raft_leader(s->r) == mw->target) {
+        header_reply(s, mw->call);
+    } else if (dcs_now_ms(s) >= mw->deadline_ms || !grpc_call_alive(mw->call)) {
+        error_reply(mw->call, 4, "etcdserver: request timed out, leader transfer took too long");
+    } else if (evloop_timer_start(loop, 10, move_poll, mw)) {
+        return;
+    } else {
+        error_reply(mw->call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    grpc_call_unref(mw->call);
+    free(mw);
+}
+
+static void move_leader(dcs_server *s, grpc_call *call, const uint8_t *msg, size_t len)
+{
+    uint64_t target;
+    if (small_field(msg, len, 1, &target) != 0) {
+        error_reply(call, GRPC_INTERNAL,
+                    "grpc: error unmarshalling request: "
+                    "etcdserverpb.MoveLeaderRequest: malformed");
+        return;
+    }
+    if (raft_role(s->r) != RAFT_LEADER) {
+        error_reply(call, 9, "etcdserver: not leader");
+        return;
+    }
+    if (target == s->id) {
+        header_reply(s, call);
+        return;
+    }
+    if (raft_transfer_leader(s->r, target) != 0) {
+        error_reply(call, 9, "etcdserver: bad leader transferee");
+        return;
+    }
+    dcs_schedule_drain(s);
+    move_wait *mw = calloc(1, sizeof(*mw));
+    if (!mw) {
+        error_reply(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    mw->s = s;
+    mw->call = call;
+    mw->target = target;
+    mw->deadline_ms = dcs_now_ms(s) + 2 * (int64_t)s->f.election_ms;
+    grpc_call_ref(call);
+    if (!evloop_timer_start(s->loop, 10, move_poll, mw)) {
+        grpc_call_unref(call);
+        free(mw);
+        error_reply(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    }
+}
+
 /* ---- dispatch ---- */
 static void kv_lease(dcs_server *s, grpc_call *call, int ep, const uint8_t *msg, size_t len)
 {
@@ -366,6 +517,15 @@ static void on_message(grpc_call *call, const uint8_t *msg, size_t len, void *ar
         return;
     case GM_MEMBER_LIST:
         member_list(s, call);
+        return;
+    case GM_DEFRAGMENT: /* nothing to defragment: the store lives in memory */
+        header_reply(s, call);
+        return;
+    case GM_HASHKV:
+        hashkv(s, call, msg, len);
+        return;
+    case GM_MOVE_LEADER:
+        move_leader(s, call, msg, len);
         return;
     case GM_LEASE_KEEPALIVE:
         if (!grpc_call_user(call)) {

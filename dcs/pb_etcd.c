@@ -593,7 +593,9 @@ int pb_decode_request(int ep, const uint8_t *msg, size_t len, mvcc_arena *a, v3_
         return dec_delete(&c, msg, len, &out->op.u.del);
     case V3_KV_TXN:
         out->op.type = MVCC_OP_TXN;
-        return dec_txn(&c, msg, len, &out->op.u.txn, 0);
+        if (dec_txn(&c, msg, len, &out->op.u.txn, 0) != 0)
+            return -1;
+        return v3_check_txn(&out->op.u.txn, a, err); /* as the JSON gateway, before Raft */
     case V3_WATCH:
         return dec_watch(&c, msg, len, out);
     default:

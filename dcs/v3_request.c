@@ -564,6 +564,16 @@ static int check_intervals(pctx *c, const mvcc_op *ops, size_t n, key_set *out)
     return 0;
 }
 
+int v3_check_txn(const mvcc_txn_req *t, mvcc_arena *a, v3_error *err)
+{
+    pctx c = {a, err};
+    key_set ks;
+    return check_intervals(&c, t->success, t->nsuccess, &ks) ||
+                   check_intervals(&c, t->failure, t->nfailure, &ks)
+               ? -1
+               : 0;
+}
+
 static const char *const type_names[V3_ENDPOINT_COUNT] = {
     [V3_KV_RANGE] = "RangeRequest",
     [V3_KV_PUT] = "PutRequest",

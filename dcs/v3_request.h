@@ -64,6 +64,9 @@ int v3_endpoint_of(const char *path);
 /* Parses body for the endpoint. Strings in out point into the arena. 0 or -1 (err set). */
 int v3_parse_request(int endpoint, const char *body, size_t len, mvcc_arena *a, v3_request *out,
                      v3_error *err);
+/* etcd's v3rpc checkIntervals on a parsed txn (no key put twice, or put and deleted, on
+ * any branch path): 0, or -1 with err. The gRPC front runs it on decoded txns too. */
+int v3_check_txn(const mvcc_txn_req *t, mvcc_arena *a, v3_error *err);
 /* Fills err for a store error code (mvcc_err.h). */
 void v3_error_from_store(int mvcc_err, v3_error *err);
 

@@ -78,6 +78,8 @@ def live_watch(urls, timeout=10):
 TXN_OK = 'mod("zoo") > "0"\nvalue("zoo") = "z"\n\nput zoo z2\nget zoo\n\nput zoo bad\n\n'
 TXN_FAIL = 'value("zoo") = "nope"\n\nput zoo never\n\nget zoo\nget foo/b\n\n'
 TXN_DEL = 'version("foo/b") = "1"\n\ndel foo/b\n\n\n'
+TXN_DUP_UNTAKEN = 'value("zz") = "q"\n\nput d 1\nput d 2\n\nput e 1\n\n'
+TXN_DUP_TAKEN = '\n\nput d 1\nput d 2\n\n\n'
 
 
 def scenario(c):
@@ -116,6 +118,8 @@ def scenario(c):
     run("txn success from stdin", ["txn"], stdin=TXN_OK)
     run("txn failure from stdin -w json", ["txn", "-w", "json"], stdin=TXN_FAIL)
     run("txn delete", ["txn"], stdin=TXN_DEL)
+    run("txn duplicate put on the untaken branch", ["txn"], stdin=TXN_DUP_UNTAKEN)
+    run("txn duplicate put on the taken branch", ["txn"], stdin=TXN_DUP_TAKEN)
     run("del foo/a", ["del", "foo/a"])
     run("del missing", ["del", "nothing-here"])
     run("put for del --prefix", ["put", "foo/c", "3"])
@@ -163,6 +167,23 @@ def scenario(c):
     run("endpoint status -w json", ["endpoint", "status", "-w", "json"], all_members=True)
     run("endpoint health", ["endpoint", "health"], sort=True, all_members=True)
     run("alarm list", ["alarm", "list"])
+    run("defrag", ["defrag"], sort=True, all_members=True)
+    run("move-leader to an unknown member", ["move-leader", "1234abcd"], all_members=True)
+    rc, out, _ = etcdctl(urls, ["endpoint", "status", "-w", "json"])
+    try:
+        st = [e["Status"] for e in json.loads(out)]
+        follower = next(e["header"]["member_id"] for e in st if e["leader"] !=
+                        e["header"]["member_id"])
+    except (ValueError, KeyError, TypeError, StopIteration):
+        follower = 0
+    run("move-leader to a follower", ["move-leader", "%x" % follower], all_members=True)
+    rc, out, _ = etcdctl(urls, ["endpoint", "status", "-w", "json"])
+    try:
+        moved = all(e["Status"]["leader"] == follower for e in json.loads(out))
+    except (ValueError, KeyError, TypeError):
+        moved = False
+    res.append(("every member follows the new leader after move-leader", 0,
+                "moved" if moved else out, "", False))
     res.append(("live watch sees a put from another client", 0, live_watch(urls), "", False))
     return res
 
@@ -211,6 +232,16 @@ def main():
             ids = []
         ok(len(ids) == 3 and ids == sorted(ids), "member list: members ordered by ID, as etcd",
            out)
+        rev = revision(ours.urls)
+        last = [""]
+
+        def agree():  # at one revision (a follower may still be applying it: retry)
+            rc, out, err = etcdctl(ours.urls, ["endpoint", "hashkv", "--rev=%d" % rev,
+                                               "-w", "json"])
+            last[0] = out + err
+            hashes = {e["HashKV"]["hash"] for e in json.loads(out)}
+            return rc == 0 and len(hashes) == 1 and hashes != {0}
+        ok(wait_for(agree, 10, 0.2), "endpoint hashkv --rev: the members agree", last[0])
         ok(ours.alive(), "no member crashed (sanitizer build)", ours.logs())
     finally:
         rcs = ours.stop()
