@@ -69,6 +69,8 @@ int backend_resolve(router *r, backend *b)
 
 void backend_note_connect_failure(router *r, backend *b)
 {
+    if (r->mirror)
+        return; /* the main loop resolves and checks; its next check sees the failure too */
     backend_resolve(r, b);
     if (r->check_now)
         r->check_now(r, b, r->check_now_arg);

@@ -72,6 +72,7 @@ static const struct key_def keys[] = {
     BOOL("limits.connect_on_first_byte", connect_on_first_byte),
     BOOL("replicas.fallback_to_primary", replicas_fallback_to_primary),
     BOOL("data_path.splice", splice),
+    U32("data_path.loops", loops, 0, ROUTER_MAX_LOOPS),
 };
 
 static int fail(char *err, size_t errsz, const char *fmt, ...)
@@ -122,6 +123,7 @@ void router_config_defaults(router_config *c)
     c->connect_on_first_byte = 1;
     c->replicas_fallback_to_primary = 1;
     c->splice = 0;
+    c->loops = 1;
 }
 
 int router_split_hostport(const char *s, char *host, size_t hostsz, uint16_t *port)

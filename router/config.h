@@ -16,6 +16,7 @@
 #define ROUTER_PATH_MAX     256
 #define ROUTER_URL_MAX      320
 #define ROUTER_ERR_MAX      512
+#define ROUTER_MAX_LOOPS    64
 
 typedef struct router_backend_conf {
     char name[ROUTER_NAME_MAX];       /* the Patroni member name (value of the leader key) */
@@ -68,6 +69,9 @@ typedef struct router_config {
 
     int replicas_fallback_to_primary;
     int splice; /* data path: splice(2) through pipes instead of read/write */
+    /* Event loops that proxy, each with its own SO_REUSEPORT listeners; 0: one per online
+     * CPU. Read at start only (a reload does not start or stop loops). */
+    uint32_t loops;
 } router_config;
 
 void router_config_defaults(router_config *c);

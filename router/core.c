@@ -34,7 +34,7 @@ static int bind_listeners(router *r, const router_config *cfg, char *err, size_t
     return rc;
 }
 
-int router_init(router *r, evloop *loop, const router_config *cfg, char *err, size_t errsz)
+static void init_common(router *r, evloop *loop, const router_config *cfg)
 {
     memset(r, 0, sizeof(*r));
     r->loop = loop;
@@ -48,6 +48,19 @@ int router_init(router *r, evloop *loop, const router_config *cfg, char *err, si
         r->lsn[l].r = r;
         r->lsn[l].idx = l;
     }
+}
+
+int router_init_mirror(router *r, evloop *loop, const router_config *cfg)
+{
+    init_common(r, loop, cfg);
+    r->mirror = 1;
+    r->dcs = DCS_OFF;
+    return proxy_start(r);
+}
+
+int router_init(router *r, evloop *loop, const router_config *cfg, char *err, size_t errsz)
+{
+    init_common(r, loop, cfg);
     for (size_t i = 0; i < cfg->n_backends; i++) {
         backend *b = backend_new(r, &cfg->backends[i]);
         if (!b) {
@@ -67,12 +80,37 @@ int router_init(router *r, evloop *loop, const router_config *cfg, char *err, si
     return 0;
 }
 
+void router_set_backends(router *r, backend *const *live, size_t nlive)
+{
+    backend *gone[ROUTER_MAX_BACKENDS * 2] = {0};
+    size_t ngone = 0;
+    for (size_t i = 0; i < r->n_all; i++) {
+        backend *b = r->backends[i];
+        int kept = 0;
+        for (size_t j = 0; j < nlive; j++)
+            kept |= live[j] == b;
+        if (kept)
+            continue;
+        if (!b->removed && !r->mirror)
+            log_info("router: reload: backend %s removed", b->conf.name);
+        b->removed = 1;
+        uint64_t now = evloop_now_ms(r->loop);
+        check_state_force_down(&b->primary_chk, now);
+        check_state_force_down(&b->replica_chk, now);
+        gone[ngone++] = b;
+    }
+    r->n_backends = 0;
+    for (size_t i = 0; i < nlive; i++)
+        r->backends[r->n_backends++] = live[i];
+    r->n_all = r->n_backends;
+    for (size_t i = 0; i < ngone; i++)
+        r->backends[r->n_all++] = gone[i];
+}
+
 int router_reload(router *r, const router_config *cfg, char *err, size_t errsz)
 {
     backend *live[ROUTER_MAX_BACKENDS] = {0};
     size_t nlive = 0;
-    backend *gone[ROUTER_MAX_BACKENDS * 2] = {0};
-    size_t ngone = 0;
     int rc = 0;
 
     for (size_t i = 0; i < cfg->n_backends; i++) {
@@ -96,27 +134,7 @@ int router_reload(router *r, const router_config *cfg, char *err, size_t errsz)
         }
         live[nlive++] = b;
     }
-    for (size_t i = 0; i < r->n_all; i++) {
-        backend *b = r->backends[i];
-        int kept = 0;
-        for (size_t j = 0; j < nlive; j++)
-            kept |= live[j] == b;
-        if (kept)
-            continue;
-        if (!b->removed)
-            log_info("router: reload: backend %s removed", b->conf.name);
-        b->removed = 1;
-        uint64_t now = evloop_now_ms(r->loop);
-        check_state_force_down(&b->primary_chk, now);
-        check_state_force_down(&b->replica_chk, now);
-        gone[ngone++] = b;
-    }
-    r->n_backends = 0;
-    for (size_t i = 0; i < nlive; i++)
-        r->backends[r->n_backends++] = live[i];
-    r->n_all = r->n_backends;
-    for (size_t i = 0; i < ngone; i++)
-        r->backends[r->n_all++] = gone[i];
+    router_set_backends(r, live, nlive);
 
     router_config old = r->cfg;
     r->cfg = *cfg;

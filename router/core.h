@@ -18,6 +18,14 @@ int router_reload(router *r, const router_config *cfg, char *err, size_t errsz);
 
 void router_destroy(router *r);
 
+/* A router for an extra event loop: no backends and no listeners until the main loop's
+ * routing table is applied (router/loops.c). 0, or -1 (out of memory). */
+int router_init_mirror(router *r, evloop *loop, const router_config *cfg);
+
+/* Makes live the backend list (in that order); any other backend is marked removed, forced
+ * down and kept until its last session ends (backend_gc). */
+void router_set_backends(router *r, backend *const *live, size_t nlive);
+
 /* Backend by name among the live ones, or NULL. */
 backend *router_find_backend(const router *r, const char *name);
 

@@ -21,6 +21,7 @@
 #include "router/core.h"
 #include "router/dcs_watch.h"
 #include "router/health_check.h"
+#include "router/loops.h"
 #include "router/proxy.h"
 #include "router/stats_server.h"
 
@@ -31,6 +32,8 @@ struct app {
     health_checker *hc;
     dcs_watch *dcs;
     stats_server *stats;
+    router_loops *loops;
+    unsigned n_loops;
     const char *config_path;
     int sigfd;
 };
@@ -56,8 +59,9 @@ static void print_config(const router_config *c)
            c->max_connections, c->connect_timeout_ms, c->idle_timeout_ms,
            c->connect_on_first_byte ? "true" : "false", c->hold_ms, c->hold_max, c->buffer_size,
            c->retries);
-    printf("replicas: {fallback_to_primary: %s}\ndata_path: {splice: %s}\nbackends:\n",
-           c->replicas_fallback_to_primary ? "true" : "false", c->splice ? "true" : "false");
+    printf("replicas: {fallback_to_primary: %s}\ndata_path: {splice: %s, loops: %u}\nbackends:\n",
+           c->replicas_fallback_to_primary ? "true" : "false", c->splice ? "true" : "false",
+           c->loops);
     for (size_t i = 0; i < c->n_backends; i++) {
         const router_backend_conf *b = &c->backends[i];
         printf("  - {name: %s, host: %s, port: %u, check_host: %s, check_port: %u, "
@@ -90,6 +94,11 @@ static void reload(struct app *a)
         log_error("router: reload rejected, keeping the running configuration: %s", err);
         return;
     }
+    if (a->n_loops > 1)
+        cfg.reuseport = 1; /* every loop binds the proxy ports */
+    if (router_loops_wanted(&cfg) != a->n_loops)
+        log_warn("router: reload: data_path.loops applies at start only (running %u loops)",
+                 a->n_loops);
     char old_stats[ROUTER_ADDR_MAX];
     snprintf(old_stats, sizeof(old_stats), "%s", a->r.cfg.listen_stats);
     raise_nofile(cfg.max_connections);
@@ -166,6 +175,9 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     raise_nofile(cfg.max_connections);
+    a.n_loops = router_loops_wanted(&cfg);
+    if (a.n_loops > 1)
+        cfg.reuseport = 1; /* every loop binds the proxy ports; the kernel spreads clients */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
@@ -193,16 +205,25 @@ int main(int argc, char **argv)
         log_error("router: %s", a.http ? err : "cannot create the HTTP client");
         return 1;
     }
+    /* Extra loops start from the main router's current view and follow its changes. The
+     * signal mask above is inherited: only the main thread reads signals. */
+    if (a.n_loops > 1 && !(a.loops = router_loops_start(&a.r, a.n_loops - 1, err, sizeof(err)))) {
+        log_error("router: %s", err);
+        return 1;
+    }
     a.hc = health_checker_new(&a.r, a.http);
     a.dcs = dcs_watch_new(&a.r, a.http);
     if (!a.hc || !a.dcs) {
         log_error("router: out of memory");
         return 1;
     }
-    log_info("router: listening primary '%s', replicas '%s', stats '%s'; %zu backends; DCS %s",
+    log_info("router: listening primary '%s', replicas '%s', stats '%s'; %zu backends; DCS %s; "
+             "%u proxy loop%s",
              cfg.listen_primary, cfg.listen_replicas, cfg.listen_stats, cfg.n_backends,
-             cfg.n_dcs ? cfg.dcs_endpoints[0] : "(none: health checks only)");
+             cfg.n_dcs ? cfg.dcs_endpoints[0] : "(none: health checks only)", a.n_loops,
+             a.n_loops == 1 ? "" : "s");
     int rc = evloop_run(a.loop);
+    router_loops_stop(a.loops);
     dcs_watch_free(a.dcs);
     health_checker_free(a.hc);
     stats_server_free(a.stats);

@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ struct session {
     struct half up;   /* client -> server */
     struct half down; /* server -> client */
     uint32_t attempts;
+    backend_load *load; /* the shared 5001 count this session added to, if any */
     uint64_t accepted_ms, last_active_ms;
     ev_timer *timer;
 };
@@ -133,6 +135,10 @@ static void detach_backend(session *s)
     backend *b = s->be;
     list_remove(&b->sessions[s->lsn], s, NULL);
     b->st[s->lsn].scur--;
+    if (s->load) {
+        atomic_fetch_sub_explicit(&s->load->replicas_cur, 1, memory_order_relaxed);
+        s->load = NULL;
+    }
     s->be = NULL;
 }
 
@@ -488,6 +494,10 @@ static void session_connect(session *s, backend *b, int as_fallback)
     s->be = b;
     s->as_fallback = (uint8_t)as_fallback;
     list_push(&b->sessions[s->lsn], s);
+    if (s->lsn == LSN_REPLICAS && b->load) {
+        s->load = b->load;
+        atomic_fetch_add_explicit(&s->load->replicas_cur, 1, memory_order_relaxed);
+    }
     server_stats *st = &b->st[s->lsn];
     st->scur++;
     st->stot++;
@@ -521,11 +531,10 @@ static void session_dispatch(session *s)
     router *r = s->r;
     backend *b = NULL;
     int fallback = 0;
-    static size_t rr;
     if (s->lsn == LSN_PRIMARY)
         b = r->write_target;
     else
-        b = select_replica(r, &rr, &fallback);
+        b = select_replica(r, &r->rr, &fallback);
     if (!b) {
         hold_or_refuse(s);
         return;
@@ -816,8 +825,9 @@ void proxy_targets_changed(router *r)
         r->write_target = now;
         r->write_changes++;
         r->write_target_since_ms = evloop_now_ms(r->loop);
-        log_info("router: write target %s -> %s", old ? old->conf.name : "(none)",
-                 now ? now->conf.name : "(none)");
+        if (!r->mirror) /* the extra loops follow the main one: one line is enough */
+            log_info("router: write target %s -> %s", old ? old->conf.name : "(none)",
+                     now ? now->conf.name : "(none)");
         if (old) {
             size_t k = proxy_kill_sessions(r, old, LSN_PRIMARY);
             if (k)
@@ -847,6 +857,8 @@ void proxy_targets_changed(router *r)
         if (select_replica(r, &rr, &fb))
             dispatch_held(r, LSN_REPLICAS);
     }
+    if (r->on_targets)
+        r->on_targets(r, r->on_targets_arg);
 }
 
 /* ---- idle sweep ---- */

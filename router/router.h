@@ -31,6 +31,13 @@ typedef struct frontend_stats {
     uint64_t rate_window_start_ms, rate_count, rate_last, rate_max;
 } frontend_stats;
 
+/* Sessions on 5001 to one backend, counted across every event loop, so least-connections
+ * balances the process as a whole when several loops proxy (router/loops.c). */
+typedef struct backend_load {
+    char name[ROUTER_NAME_MAX]; /* written by the main loop only, while the count is 0 */
+    _Atomic uint64_t replicas_cur;
+} backend_load;
+
 typedef struct session_list {
     session *head;
     uint64_t count;
@@ -46,7 +53,8 @@ typedef struct backend {
     check_state primary_chk, replica_chk;
     server_stats st[LSN_COUNT];
     session_list sessions[LSN_COUNT];
-    void *checker[2]; /* health_check.c's per-kind state */
+    void *checker[2];   /* health_check.c's per-kind state */
+    backend_load *load; /* NULL: one loop only, sessions[LSN_REPLICAS].count is the truth */
 } backend;
 
 typedef struct router router;
@@ -96,6 +104,20 @@ struct router {
     void *check_now_arg;
 
     ev_timer *sweep_timer;
+    size_t rr; /* 5001 round-robin start among equally loaded replicas */
+
+    /* Several event loops (router/loops.c). The main router calls on_targets after every
+     * selection change so the other loops get the new routing table; their routers are
+     * mirrors: no checks, no DCS, no name resolution, the write target is given. */
+    void (*on_targets)(router *r, void *arg);
+    void *on_targets_arg;
+    int mirror;
+    backend *mirror_write;
+    /* 8404 renders a merged view of every loop's counters when set. */
+    router *(*stats_view)(const router *r, void *arg);
+    void *stats_view_arg;
+    unsigned n_loops;                     /* set in merged views: loops that proxy */
+    uint64_t loop_stot[ROUTER_MAX_LOOPS]; /* sessions accepted per loop (merged views) */
 };
 
 #endif

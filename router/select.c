@@ -1,6 +1,7 @@
 /* Write and read target selection. */
 #include "router/select.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 int select_dcs_usable(const router *r, uint64_t now_ms)
@@ -17,6 +18,8 @@ int select_dcs_usable(const router *r, uint64_t now_ms)
 
 backend *select_write_target(const router *r)
 {
+    if (r->mirror)
+        return r->mirror_write; /* decided by the main loop, which sees checks and DCS */
     uint64_t now = r->loop ? evloop_now_ms(r->loop) : 0;
     if (r->dcs != DCS_OFF && select_dcs_usable(r, now)) {
         if (!r->dcs_leader[0])
@@ -40,6 +43,12 @@ backend *select_write_target(const router *r)
     return found;
 }
 
+uint64_t select_replica_load(const backend *b)
+{
+    return b->load ? atomic_load_explicit(&b->load->replicas_cur, memory_order_relaxed)
+                   : b->sessions[LSN_REPLICAS].count;
+}
+
 backend *select_replica(const router *r, size_t *rr, int *as_fallback)
 {
     backend *best = NULL;
@@ -50,7 +59,7 @@ backend *select_replica(const router *r, size_t *rr, int *as_fallback)
         backend *b = r->backends[i];
         if (!b->replica_chk.up || b->conf.noloadbalance || !b->addrlen)
             continue;
-        if (!best || b->sessions[LSN_REPLICAS].count < best->sessions[LSN_REPLICAS].count)
+        if (!best || select_replica_load(b) < select_replica_load(best))
             best = b;
     }
     if (best) {

@@ -16,6 +16,9 @@ backend *select_write_target(const router *r);
  * qualifies and fallback is on, the write target. *as_fallback tells which it was. */
 backend *select_replica(const router *r, size_t *rr, int *as_fallback);
 
+/* Sessions on 5001 to b: across every loop when loops share counts, else this loop's. */
+uint64_t select_replica_load(const backend *b);
+
 /* Whether the DCS view is usable for the write decision at now_ms. */
 int select_dcs_usable(const router *r, uint64_t now_ms);
 

@@ -39,6 +39,15 @@ void stats_render_json(const router *r, uint64_t now, strbuf *out)
     json_object_set_new(root, "write_target_changes", json_integer((json_int_t)r->write_changes));
     json_object_set_new(root, "uptime_ms", json_integer((json_int_t)(now - r->started_ms)));
     json_object_set_new(root, "sessions", json_integer((json_int_t)r->sessions_total_cur));
+    /* Sessions accepted by each proxying loop (SO_REUSEPORT spreads them). */
+    json_t *loops = json_array();
+    for (unsigned i = 0; i < r->n_loops && i < ROUTER_MAX_LOOPS; i++)
+        json_array_append_new(loops, json_integer((json_int_t)r->loop_stot[i]));
+    if (!r->n_loops) {
+        uint64_t one_loop = r->lsn[LSN_PRIMARY].fe.stot + r->lsn[LSN_REPLICAS].fe.stot;
+        json_array_append_new(loops, json_integer((json_int_t)one_loop));
+    }
+    json_object_set_new(root, "loop_sessions_total", loops);
     json_t *backends = json_array();
     for (size_t i = 0; i < r->n_backends; i++) {
         const backend *b = r->backends[i];

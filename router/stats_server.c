@@ -17,8 +17,21 @@ struct stats_server {
     http_server *srv;
 };
 
+static int dispatch_view(const router *r, const char *method, const char *path, const char *query,
+                         strbuf *body, const char **ct);
+
 int stats_dispatch(const router *r, const char *method, const char *path, const char *query,
                    strbuf *body, const char **ct)
+{
+    /* Several loops: render every loop's counters added up (a copy; nothing shared). */
+    router *view = r->stats_view ? r->stats_view(r, r->stats_view_arg) : NULL;
+    int code = dispatch_view(view ? view : r, method, path, query, body, ct);
+    free(view);
+    return code;
+}
+
+static int dispatch_view(const router *r, const char *method, const char *path, const char *query,
+                         strbuf *body, const char **ct)
 {
     uint64_t now = evloop_now_ms(r->loop);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {

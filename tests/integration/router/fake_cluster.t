@@ -8,6 +8,8 @@
 # 8404 CSV header = HAProxy 2.6's, JSON, /metrics, slowloris and garbage; SIGHUP reload
 # keeps established sessions; 10,000 idle clients; a bad config is refused with a clear
 # message.
+# ROUTER_IT_LOOPS=N runs the router with N proxying event loops (data_path.loops): every
+# check then also covers the loops that are not the main one (fake_cluster_2loops.t).
 # Addresses: 127.0.30.0/24 only.
 import base64, json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 import http.server, socketserver, urllib.request
@@ -19,6 +21,7 @@ ETCD_IP, ROUTER_IP = "127.0.30.1", "127.0.30.2"
 NODES = {"pg-0": "127.0.30.10", "pg-1": "127.0.30.11", "pg-2": "127.0.30.12"}
 PG_PORT, REST_PORT, ETCD_PORT = 35432, 38008, 32379
 P5000, P5001, P8404 = 35000, 35001, 38404
+LOOPS = int(os.environ.get("ROUTER_IT_LOOPS", "1"))
 
 # A timeout (tests/run.sh sends SIGTERM) must still run the cleanup in `finally`.
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -163,7 +166,7 @@ cfg = f"{tmp}/router.yml"
 write_config(cfg)
 rlog = open(f"{tmp}/router.log", "w")
 router = subprocess.Popen([ROUTER, "-c", cfg], stdout=rlog, stderr=subprocess.STDOUT,
-                          env=dict(os.environ, LOG_LEVEL="info"))
+                          env=dict(os.environ, LOG_LEVEL="info", ROUTER_DATA_PATH_LOOPS=str(LOOPS)))
 procs.append(router)
 
 def stats_json():
@@ -207,6 +210,14 @@ try:
     ok(wait(lambda: (stats_json() or {}).get("write_target") == "pg-0", 5), "leader pg-0 with /primary 200 becomes the write target")
     who, s0 = land(P5000)
     ok(who == "pg-0", "a write session lands on pg-0", f"got {who}")
+    # more write sessions: with several loops the kernel spreads them over all of them
+    more = [land(P5000) for _ in range(16)]
+    ok(all(w == "pg-0" for w, _ in more), "16 more write sessions land on pg-0")
+    if LOOPS > 1:
+        per_loop = wait(lambda: (lambda v: v if v and len(v) == LOOPS and all(x > 0 for x in v) else None)(
+            (stats_json() or {}).get("loop_sessions_total")), 3)
+        ok(per_loop, f"sessions were accepted by each of the {LOOPS} loops: {per_loop}",
+           str((stats_json() or {}).get("loop_sessions_total")))
 
     # switchover: pg-1 promoted, leader key moves
     codes["pg-0"] = {"primary": 503, "replica": 200}
@@ -226,6 +237,7 @@ try:
     print(f"# leader key change -> new connection on the new primary: {dt:.1f} ms")
     ok(landed and dt < 1000, f"writes follow the leader key change ({dt:.0f} ms)")
     ok(s0 is not None and closed_by_peer(s0), "the session to the demoted primary is closed")
+    ok(all(s is not None and closed_by_peer(s, 1) for _, s in more), "every session to the demoted primary is closed (all loops)")
 
     # the DCS names pg-2 but pg-2's /primary says 503: no writes there; held, then dispatched
     set_leader("pg-2")
@@ -241,12 +253,26 @@ try:
             res["who"] = repr(e)
         res["dt"] = time.monotonic() - t
     th = threading.Thread(target=held_client); th.start()
+    others = [{} for _ in range(8)]  # more held clients: several loops hold theirs too
+    def held_other(o):
+        try:
+            o["who"], s = land(P5000, timeout=5)
+            if s:
+                s.close()
+        except OSError as e:
+            o["who"] = repr(e)
+    ths = [threading.Thread(target=held_other, args=(o,)) for o in others]
+    for t in ths:
+        t.start()
     time.sleep(0.4)
     codes["pg-1"] = {"primary": 503, "replica": 200}
     codes["pg-2"] = {"primary": 200, "replica": 503}
     th.join(6)
+    for t in ths:
+        t.join(6)
     ok(res.get("who") == "pg-2" and res["dt"] >= 0.3, "a client arriving without a primary is held, then served by the new one",
        str(res))
+    ok(all(o.get("who") == "pg-2" for o in others), "8 more held clients are all served by the new primary", str(others))
 
     # leader key deleted: hold window, then a prompt refusal (never hung)
     set_leader(None)
