@@ -23,7 +23,11 @@ const char dcs_flags_usage[] =
     "  --election-timeout MS                (default 1000)\n"
     "  --enable-v2[=true|false]             serve the v2 keys API (default false)\n"
     "  --snapshot-count N                   applied entries between snapshots (default "
-    "10000)\n";
+    "10000)\n"
+    "  --auto-compaction-mode revision|periodic  (default revision)\n"
+    "  --auto-compaction-retention N|DURATION    revisions to keep (revision mode, default\n"
+    "                                       1000) or history age (periodic: 1h, 30m, 90s, a\n"
+    "                                       bare number is hours; default 1h); 0 = off\n";
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -197,6 +201,58 @@ static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max
     return 0;
 }
 
+/* etcd's periodic retention: a Go-style duration ("1h30m", "90s", "500ms") or a bare
+ * integer meaning hours. */
+static int parse_retention_ms(const char *flag, const char *v, uint64_t *out, char *err,
+                              size_t errlen)
+{
+    const uint64_t max = 10ull * 365 * 24 * 3600 * 1000;
+    uint64_t total = 0;
+    const char *p = v;
+    bool bare = true;
+    for (const char *q = v; *q; q++)
+        if (!isdigit((unsigned char)*q))
+            bare = false;
+    if (bare && *v) {
+        uint32_t h;
+        if (parse_u32(flag, v, 0, 87600, &h, err, errlen) != 0)
+            return -1;
+        *out = (uint64_t)h * 3600 * 1000;
+        return 0;
+    }
+    while (*p) {
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(p, &end, 10);
+        if (!isdigit((unsigned char)*p) || errno || x > max)
+            goto bad;
+        uint64_t unit;
+        if (strncmp(end, "ms", 2) == 0) {
+            unit = 1;
+            end += 2;
+        } else if (*end == 'h' || *end == 'm' || *end == 's') {
+            unit = *end == 'h' ? 3600000 : *end == 'm' ? 60000 : 1000;
+            end++;
+        } else {
+            goto bad;
+        }
+        if (x > (max - total) / unit)
+            goto bad;
+        total += x * unit;
+        p = end;
+    }
+    if (!*v)
+        goto bad;
+    *out = total;
+    return 0;
+bad:
+    set_err(err, errlen,
+            "%s: invalid value \"%s\" (want a duration such as 1h, 30m, 90s or a number of "
+            "hours)",
+            flag, v);
+    return -1;
+}
+
 static int parse_bool(const char *flag, const char *v, bool *out, char *err, size_t errlen)
 {
     /* Go's strconv.ParseBool, as etcd's flag package accepts */
@@ -230,6 +286,8 @@ enum flag_id {
     F_ELECTION,
     F_V2,
     F_SNAPCOUNT,
+    F_ACMODE,
+    F_ACRET,
     F_COUNT
 };
 
@@ -250,6 +308,8 @@ static const struct {
     [F_ELECTION] = {"election-timeout", "ETCD_ELECTION_TIMEOUT", false},
     [F_V2] = {"enable-v2", "ETCD_ENABLE_V2", true},
     [F_SNAPCOUNT] = {"snapshot-count", "ETCD_SNAPSHOT_COUNT", false},
+    [F_ACMODE] = {"auto-compaction-mode", "ETCD_AUTO_COMPACTION_MODE", false},
+    [F_ACRET] = {"auto-compaction-retention", "ETCD_AUTO_COMPACTION_RETENTION", false},
 };
 
 static int find_flag(const char *name, size_t n)
@@ -433,6 +493,30 @@ int dcs_flags_parse(dcs_flags *f, int argc, char **argv, char **env, char *err, 
         if (parse_u32(src[F_SNAPCOUNT], val[F_SNAPCOUNT], 1, 100000000, &sc, err, errlen) != 0)
             return -1;
         f->snapshot_count = sc;
+    }
+    /* history compaction: on by default (etcd's is off), see flags.h */
+    f->compaction_periodic = false;
+    if (val[F_ACMODE]) {
+        if (strcmp(val[F_ACMODE], "periodic") == 0) {
+            f->compaction_periodic = true;
+        } else if (strcmp(val[F_ACMODE], "revision") != 0) {
+            set_err(err, errlen, "%s: invalid value \"%s\" (want revision or periodic)",
+                    src[F_ACMODE], val[F_ACMODE]);
+            return -1;
+        }
+    }
+    f->compaction_retention = f->compaction_periodic ? 3600 * 1000 : 1000;
+    if (val[F_ACRET]) {
+        if (f->compaction_periodic) {
+            if (parse_retention_ms(src[F_ACRET], val[F_ACRET], &f->compaction_retention, err,
+                                   errlen) != 0)
+                return -1;
+        } else {
+            uint32_t r;
+            if (parse_u32(src[F_ACRET], val[F_ACRET], 0, 1000000000, &r, err, errlen) != 0)
+                return -1;
+            f->compaction_retention = r;
+        }
     }
     for (size_t i = 0; i < f->nmembers; i++)
         f->members[i].id = dcs_member_id(f->members[i].name, f->members[i].peer.text, f->token);

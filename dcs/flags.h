@@ -41,6 +41,15 @@ typedef struct dcs_flags {
     bool enable_v2;
     uint64_t snapshot_count; /* --snapshot-count: applied entries between snapshots */
     uint64_t cluster_id;     /* derived from the token and the initial cluster */
+    /* --auto-compaction-mode/--auto-compaction-retention. Unlike etcd (off by default) the
+     * default keeps the last 1000 revisions: history is held in memory and copied into
+     * every snapshot, so an unbounded history grows memory, snapshot size and the time to
+     * take a snapshot without limit. Patroni writes a few revisions per loop_wait (10 s)
+     * per member and re-reads on a "compacted" watch error, so 1000 revisions are hours of
+     * history for it. Periodic mode keeps what is younger than the retention (unbounded
+     * under a write burst, as in etcd). 0 = no automatic compaction. */
+    bool compaction_periodic;
+    uint64_t compaction_retention; /* revisions, or milliseconds when periodic */
 } dcs_flags;
 
 /* Parses argv (argv[0] skipped) over the environment env (NULL-terminated "K=V" list, e.g.

@@ -656,6 +656,38 @@ static void propose_cmd(dcs_server *s, const store_cmd *c)
     free(buf);
 }
 
+/* The revision to compact to now, 0 for none. Periodic mode remembers (time, revision)
+ * samples in a ring spanning the retention and picks the revision that was current
+ * `retention` ago. */
+static int64_t compaction_target(dcs_server *s, int64_t now)
+{
+    uint64_t ret = s->f.compaction_retention;
+    if (ret == 0)
+        return 0;
+    if (!s->f.compaction_periodic)
+        return mvcc_compact_suggest(s->st->kv, (int64_t)ret);
+    int64_t every = (int64_t)(ret / (DCS_COMPACT_SAMPLES - 8));
+    if (every < 1000)
+        every = 1000;
+    if (s->ncsamples == 0 ||
+        now - s->csamples[(s->csample_head + DCS_COMPACT_SAMPLES - 1) % DCS_COMPACT_SAMPLES].ms >=
+            every) {
+        s->csamples[s->csample_head].ms = now;
+        s->csamples[s->csample_head].rev = mvcc_current_revision(s->st->kv);
+        s->csample_head = (s->csample_head + 1) % DCS_COMPACT_SAMPLES;
+        if (s->ncsamples < DCS_COMPACT_SAMPLES)
+            s->ncsamples++;
+    }
+    int64_t target = 0;
+    for (size_t i = 0; i < s->ncsamples; i++) { /* oldest first */
+        size_t k = (s->csample_head + DCS_COMPACT_SAMPLES - s->ncsamples + i) % DCS_COMPACT_SAMPLES;
+        if (now - s->csamples[k].ms < (int64_t)ret)
+            break;
+        target = s->csamples[k].rev;
+    }
+    return target > mvcc_compact_revision(s->st->kv) ? target : 0;
+}
+
 static void leader_duties(dcs_server *s, int64_t now)
 {
     if (raft_role(s->r) != RAFT_LEADER || s->stopping)
@@ -690,13 +722,13 @@ static void leader_duties(dcs_server *s, int64_t now)
         propose_cmd(s, &c);
         s->last_v2_expire_ms = now;
     }
-    /* bounded memory: keep the last 10000 revisions of history (etcd has no automatic
-     * compaction by default; Patroni writes ~1 revision/s, so that is hours of history
-     * for watchers that reconnect). Checked every 5 s so that under a write burst the
-     * history, and with it every snapshot's size and the time to write it, stays bounded. */
+    /* bounded memory: automatic compaction of old revisions (flags.h explains the default).
+     * Checked every 5 s (etcd's revision compactor runs every 5 minutes) so that under a
+     * write burst the history, and with it every snapshot's size and the time to take it,
+     * stays bounded. */
     if (now - s->last_compact_ms >= 5000) {
         s->last_compact_ms = now;
-        int64_t rev = mvcc_compact_suggest(s->st->kv, 10000);
+        int64_t rev = compaction_target(s, now);
         if (rev > mvcc_compact_revision(s->st->kv)) {
             store_cmd c;
             memset(&c, 0, sizeof(c));

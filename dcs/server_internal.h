@@ -20,6 +20,7 @@
 
 #define DCS_MAX_PENDING     4096 /* client requests waiting for Raft; more answer "too many" */
 #define DCS_SERVER_VERSION  "3.4.23"
+#define DCS_COMPACT_SAMPLES 256
 #define DCS_FSYNC_BUCKETS   14 /* 0.001 s .. 8.192 s, as etcd's WAL fsync histogram */
 #define DCS_CLUSTER_VERSION "3.4.0"
 
@@ -115,6 +116,10 @@ struct dcs_server {
     int64_t stop_deadline_ms;
     bool dead; /* a disk failure: stop serving, exit non-zero */
     struct snap_writer *sw;
+    struct {
+        int64_t ms, rev;
+    } csamples[DCS_COMPACT_SAMPLES]; /* periodic compaction: (time, revision) ring */
+    size_t csample_head, ncsamples;
     int64_t snap_retry_ms; /* after a failed snapshot */
     /* metrics */
     uint64_t leader_changes, proposals_ok, proposals_failed, snapshots, forwarded;

@@ -8,6 +8,10 @@
 # ours/etcd (throughput: higher is better; latency and RSS: lower is better).
 # Env: BENCH_SECONDS (default 10) per measurement; DCS_BIN measures another appliance-dcs
 # binary (no make); BENCH_KEEP=DIR keeps the members' logs and data there.
+# BENCH_PUTS=N (e.g. 1000000) adds a count-bounded load: N puts at 16 connections over a
+# bounded key space of 10,000 keys (like etcd's benchmark --key-space-size; 64-byte
+# values) on each cluster, then reports the leaders' RSS and the disk use of the data
+# directories (leader and all three members) after it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${BENCH_SECONDS:-10}
@@ -48,6 +52,8 @@ leader_of() { # base -> "ip pid-var-index" of the leader
   echo "no leader at base $base" >&2; exit 1
 }
 
+revision() { curl -s -m 5 -XPOST "http://$1:2379/v3/maintenance/status" -d '{}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])' 2>/dev/null || echo 0; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # wrk script: 1000 pre-encoded put bodies, round robin
@@ -66,6 +72,33 @@ wrk.headers["Content-Type"] = "application/json"
 request = function()
   i = i % #bodies + 1
   return wrk.format(nil, "/v3/kv/put", nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %.0f %.3f %.3f %d\\n", summary.requests,
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, summary.errors.status + summary.errors.connect +
+    summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+""")
+PY
+
+# count-bounded load over 10,000 keys (stopped from outside, see below)
+python3 - "$tmp/count.lua" <<'PY'
+import base64, sys
+path = sys.argv[1]
+v = base64.b64encode(b"v" * 64).decode()
+bodies = ['{"key":"%s","value":"%s"}' % (base64.b64encode(b"bench/k%05d" % i).decode(), v)
+          for i in range(10000)]
+with open(path, "w") as f:
+    f.write("local bodies = {\n" + ",\n".join('"%s"' % b.replace('"', '\\"') for b in bodies) + "}\n")
+    f.write("""init = function(args)
+  k = math.random(0, 9999)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+end
+request = function()
+  k = k % #bodies + 1
+  return wrk.format(nil, "/v3/kv/put", nil, bodies[k])
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %.0f %.3f %.3f %d\\n", summary.requests,
@@ -95,6 +128,24 @@ for c in 1 16; do
   run etcd "$etcd_ip" $c
 done
 load_ours=$(rss_kb "$ours_pid"); load_etcd=$(rss_kb "$etcd_pid")
+if [ "${BENCH_PUTS:-0}" -gt 0 ]; then
+  for k in ours etcd; do
+    ip=$ours_ip; [ $k = etcd ] && ip=$etcd_ip
+    # wrk's main thread sleeps for -d whatever its threads do: stop it with SIGINT (it then
+    # reports) once the revision shows BENCH_PUTS more puts
+    r0=$(revision "$ip")
+    wrk -t2 -c16 -d3600s -s "$tmp/count.lua" "http://$ip:2379" >"$tmp/wrk.$k" &
+    w=$!
+    while kill -0 $w 2>/dev/null && [ $(( $(revision "$ip") - r0 )) -lt "$BENCH_PUTS" ]; do sleep 1; done
+    kill -INT $w 2>/dev/null || true
+    wait $w || true
+    R[$k,N]=$(grep RESULT "$tmp/wrk.$k")
+  done
+  sleep 6 # one compaction check and snapshot write after the load (ours checks every 5 s)
+  n_ours=$(rss_kb "$ours_pid"); n_etcd=$(rss_kb "$etcd_pid")
+  du_l_o=$(du -sk "$tmp/ours$ours_i" | cut -f1); du_l_e=$(du -sk "$tmp/etcd$etcd_i" | cut -f1)
+  du_a_o=$(du -sck "$tmp"/ours[123] | tail -1 | cut -f1); du_a_e=$(du -sck "$tmp"/etcd[123] | tail -1 | cut -f1)
+fi
 
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f' % (a/b) if b else 'n/a')" "$1" "$2"; }
 printf '%-22s %12s %12s %8s\n' "metric" "appliance" "etcd-3.4" "ratio"
@@ -109,4 +160,16 @@ done
 total_o=$(( $(echo "${R[ours,1]}" | awk '{print $2}') + $(echo "${R[ours,16]}" | awk '{print $2}') ))
 printf '%-22s %12s %12s %8s\n' "RSS idle (kB)" "$idle_ours" "$idle_etcd" "$(ratio "$idle_ours" "$idle_etcd")"
 printf '%-22s %12s %12s %8s\n' "RSS after load (kB)" "$load_ours" "$load_etcd" "$(ratio "$load_ours" "$load_etcd")"
-echo "(leaders; after $total_o puts on ours; the goal of 1 M puts is reached with BENCH_SECONDS large enough)"
+echo "(leaders; after $total_o puts on ours)"
+if [ "${BENCH_PUTS:-0}" -gt 0 ]; then
+  read -r _ n_o rps_o p50_o p99_o err_o <<<"${R[ours,N]}"
+  read -r _ n_e rps_e p50_e p99_e err_e <<<"${R[etcd,N]}"
+  echo "--- $BENCH_PUTS puts at 16 connections, 10,000-key space (after the runs above) ---"
+  printf '%-22s %12s %12s %8s\n' "puts done" "$n_o" "$n_e" ""
+  printf '%-22s %12s %12s %8s\n' "puts/s" "$rps_o" "$rps_e" "$(ratio "$rps_o" "$rps_e")"
+  printf '%-22s %12s %12s %8s\n' "p99 ms" "$p99_o" "$p99_e" "$(ratio "$p99_o" "$p99_e")"
+  printf '%-22s %12s %12s\n' "errors" "$err_o" "$err_e"
+  printf '%-22s %12s %12s %8s\n' "RSS leader (kB)" "$n_ours" "$n_etcd" "$(ratio "$n_ours" "$n_etcd")"
+  printf '%-22s %12s %12s %8s\n' "disk leader (kB)" "$du_l_o" "$du_l_e" "$(ratio "$du_l_o" "$du_l_e")"
+  printf '%-22s %12s %12s %8s\n' "disk 3 members (kB)" "$du_a_o" "$du_a_e" "$(ratio "$du_a_o" "$du_a_e")"
+fi

@@ -127,6 +127,40 @@ TEST(bad_input_names_flag_and_value)
     CHECK_EQ_INT(parse(NULL, 1, "--snapshot-count=0"), -1);
 }
 
+TEST(auto_compaction)
+{
+    CHECK_EQ_INT(parse(NULL, 0), 0);
+    CHECK(!f.compaction_periodic);
+    CHECK_EQ_INT(f.compaction_retention, 1000); /* our default: bounded history */
+    CHECK_EQ_INT(parse(NULL, 1, "--auto-compaction-retention=0"), 0);
+    CHECK_EQ_INT(f.compaction_retention, 0);
+    CHECK_EQ_INT(
+        parse(NULL, 3, "--auto-compaction-mode", "revision", "--auto-compaction-retention=50"), 0);
+    CHECK_EQ_INT(f.compaction_retention, 50);
+    CHECK_EQ_INT(parse(NULL, 1, "--auto-compaction-mode=periodic"), 0);
+    CHECK(f.compaction_periodic);
+    CHECK_EQ_INT(f.compaction_retention, 3600000);
+    CHECK_EQ_INT(
+        parse(NULL, 2, "--auto-compaction-mode=periodic", "--auto-compaction-retention=1h30m"), 0);
+    CHECK_EQ_INT(f.compaction_retention, 5400000);
+    CHECK_EQ_INT(parse(NULL, 2, "--auto-compaction-mode=periodic", "--auto-compaction-retention=2"),
+                 0);
+    CHECK_EQ_INT(f.compaction_retention, 7200000); /* a bare number is hours, as etcd */
+    char *env[] = {"ETCD_AUTO_COMPACTION_MODE=periodic", "ETCD_AUTO_COMPACTION_RETENTION=90s",
+                   NULL};
+    CHECK_EQ_INT(parse(env, 0), 0);
+    CHECK_EQ_INT(f.compaction_retention, 90000);
+    CHECK_EQ_INT(parse(NULL, 1, "--auto-compaction-mode=hourly"), -1);
+    CHECK(strstr(err, "--auto-compaction-mode") && strstr(err, "\"hourly\""));
+    CHECK_EQ_INT(
+        parse(NULL, 2, "--auto-compaction-mode=periodic", "--auto-compaction-retention=1d"), -1);
+    CHECK(strstr(err, "--auto-compaction-retention") && strstr(err, "\"1d\""));
+    CHECK_EQ_INT(parse(NULL, 1, "--auto-compaction-retention=1h"), -1); /* revision mode: a count */
+    CHECK(strstr(err, "\"1h\"") != NULL);
+    CHECK_EQ_INT(parse(NULL, 2, "--auto-compaction-mode=periodic", "--auto-compaction-retention=m"),
+                 -1);
+}
+
 TEST(ipv6_urls)
 {
     CHECK_EQ_INT(parse(NULL, 1, "--listen-client-urls=http://[::1]:2379,http://127.0.0.1:2379"), 0);
@@ -173,6 +207,7 @@ int main(void)
     RUN(three_members_both_spellings);
     RUN(environment_and_flag_precedence);
     RUN(bad_input_names_flag_and_value);
+    RUN(auto_compaction);
     RUN(ipv6_urls);
     RUN(handshake_refuses_other_cluster_and_strangers);
     return check_done();

@@ -3,7 +3,8 @@
 """Snapshots in a running appliance-dcs cluster (--snapshot-count 200): members write
 snapshot files; a member that was down while the leader compacted its log past it
 (> 1000 entries, the core's margin) catches up by an installed snapshot, leases included;
-a restarted member recovers from snapshot + WAL."""
+a restarted member recovers from snapshot + WAL; automatic compaction
+(--auto-compaction-retention 100, revision mode) keeps only the last 100 revisions."""
 import http.client
 import json
 import os
@@ -15,7 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dcsd import Cluster, b64, done, need_binary, ok, wait_for  # noqa: E402
 
 need_binary()
-c = Cluster(v2=True, extra=["--snapshot-count", "200"]).start()
+c = Cluster(v2=True, extra=["--snapshot-count", "200",
+                                       "--auto-compaction-retention", "100"]).start()
 
 
 def write_many(m, prefix, n):
@@ -65,6 +67,18 @@ try:
     ok(j.get("kvs") and j["kvs"][0].get("lease") == g["ID"], "leased key came with it", j)
     with urllib.request.urlopen(lag.url + "/v2/keys/v2key", timeout=5) as r:
         ok(json.loads(r.read())["node"]["value"] == "v2", "v2 store came with it")
+
+    def compacted_at():
+        st, j, _ = L.post("/v3/kv/range", {"key": b64("a/00000"), "revision": "2"})
+        return st != 200 and "compacted" in json.dumps(j)
+
+    ok(wait_for(compacted_at, 12), "old revisions compacted automatically (leader checks every 5 s)")
+    st, j, _ = L.post("/v3/maintenance/status", {})
+    head = int(j["header"]["revision"])
+    st, j, _ = L.post("/v3/kv/range", {"key": b64("b/01499"), "revision": str(head - 100)})
+    ok(st == 200, "the last 100 revisions are kept (%d)" % (head - 100), j)
+    st, j, _ = L.post("/v3/kv/range", {"key": b64("b/00000"), "revision": str(head - 200)})
+    ok(st != 200 and "compacted" in json.dumps(j), "older ones are not", j)
 
     # restart from snapshot + WAL
     m = [x for x in c.members if x is not L and x is not lag][0]
