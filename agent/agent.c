@@ -443,6 +443,7 @@ static void start_postgres(agent *a, int replica)
         return;
     }
     a->pg_stop_requested = 0;
+    a->resume_candidate = 0; /* from now on postgres itself tells where it stands */
     set_state(a, "starting");
     log_info("started postgres (pid %d) as %s%s%s", (int)proc_pid(a->pg),
              replica ? "replica" : "primary", up.host ? " following " : "",
@@ -1636,6 +1637,9 @@ static void decide_and_act(agent *a)
         a->unlocked_since_ms && now_ms(a) < a->unlocked_since_ms + (uint64_t)a->dyn.ttl * 2000;
     in.async_busy = a->busy || (a->pg && a->pg_stop_requested);
     in.failsafe_hold = now_ms(a) < a->failsafe_hold_until_ms;
+    in.resume_candidate = a->resume_candidate && !a->pg;
+    in.resume_wal = a->resume_wal;
+    in.resume_timeline = a->resume_timeline;
     in.peers_polled = a->peers_polled;
     in.peers = a->peers;
     in.npeers = a->npeers;
@@ -2106,6 +2110,11 @@ static void on_startup_controldata(agent *a, const pg_controldata *c)
     set_busy(a, NULL);
     if (c) {
         snprintf(a->data_sysid, sizeof(a->data_sysid), "%s", c->sysid);
+        if (controldata_was_primary(c)) {
+            a->resume_candidate = 1;
+            a->resume_wal = c->checkpoint_lsn;
+            a->resume_timeline = c->timeline;
+        }
         if (controldata_was_primary(c) && !a->needs_rewind) {
             log_info("pg_control says the data directory last ran as a primary (%s, timeline "
                      "%d): it will be rewound before following another leader",

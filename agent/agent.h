@@ -81,6 +81,11 @@ typedef struct agent {
     int cb_restarting;   /* a requested restart is in progress: on_restart, not stop+start */
     int pg_running;
     int needs_rewind;
+    /* pg_control at startup said "last ran as the primary": candidate to resume as primary
+     * without a promotion (ha.c resume_blocker) until postgres is first started */
+    int resume_candidate;
+    int64_t resume_wal;
+    int resume_timeline;
     int busy; /* async action in flight */
     char busy_what[64];
     char state[40]; /* member key "state" */

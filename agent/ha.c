@@ -142,6 +142,68 @@ static void race(const ha_input *in, ha_output *out)
     out_set(out, HA_ACQUIRE, "I am the healthiest member (wal %lld)", (long long)in->my_wal);
 }
 
+/* A full stop of the cluster (make down / docker-compose stop) and a start where the former
+ * leader comes back first. Patroni 3.0.2 starts it read-only (no leader key), lets it win
+ * the race and promotes it: a new timeline for every full restart, although nothing
+ * happened. We start it as the primary directly -- leader key first, then postgres without
+ * standby.signal: no promotion, no new timeline -- when that is provably safe:
+ * - it was the primary of its timeline T when it stopped (pg_control "shut down" or "in
+ *   production"; a demoted or fenced primary restarts as a standby and reads "shut down in
+ *   recovery", a replica too);
+ * - T is the cluster's newest timeline: every promotion appends to the history key, so no
+ *   other member was promoted after it (T >= history's last timeline + 1), and no member
+ *   that answers reports a newer timeline;
+ * - on T only one server was ever primary (a timeline starts with one promotion), and
+ *   replicas only receive WAL the primary has written, so nobody has WAL it lacks: the
+ *   status key's optime (the last position a leader published; the shutdown checkpoint
+ *   when the leader stopped cleanly) must not exceed its checkpoint, and no reachable
+ *   member may report more WAL on T;
+ * - no switchover is pending, no nofailover tag, not paused, no member runs as primary.
+ * The leader key is still taken with create-if-absent: if another member won meanwhile,
+ * this one follows it (rewinding first) as before. The one exposure is shared with
+ * Patroni: a member promoted and killed before it could write the history key, and down
+ * now, comes back diverged and is rewound (Patroni would promote the former leader to a
+ * new timeline over that member's writes just the same). After a kill -9 of everything
+ * ("in production"), the checkpoint usually lies behind the published optime, so the
+ * usual read-only start and race apply. Returns NULL when safe, else why not. */
+static const char *resume_blocker(const ha_input *in, char *buf, size_t bufsz)
+{
+    if (in->nofailover)
+        return "tag nofailover is set";
+    if (in->paused)
+        return "paused";
+    if ((in->failover_member && in->failover_member[0]) ||
+        (in->failover_leader && in->failover_leader[0]))
+        return "a switchover is pending";
+    int cluster_tl = in->cluster_timeline > 0 ? in->cluster_timeline : 1;
+    if (in->resume_timeline < cluster_tl) {
+        snprintf(buf, bufsz, "my timeline %d is older than the cluster's %d", in->resume_timeline,
+                 cluster_tl);
+        return buf;
+    }
+    if (in->cluster_optime > in->resume_wal) {
+        snprintf(buf, bufsz, "the last published optime %lld is past my checkpoint %lld",
+                 (long long)in->cluster_optime, (long long)in->resume_wal);
+        return buf;
+    }
+    for (size_t i = 0; in->peers_polled && i < in->npeers; i++) {
+        const ha_peer *p = &in->peers[i];
+        if (!p->reachable || is_me(in, p->name))
+            continue;
+        if (p->is_primary) {
+            snprintf(buf, bufsz, "%s runs as primary", p->name);
+            return buf;
+        }
+        if (p->timeline > in->resume_timeline ||
+            (p->timeline == in->resume_timeline && p->wal > in->resume_wal)) {
+            snprintf(buf, bufsz, "%s has newer WAL (timeline %d, wal %lld)", p->name, p->timeline,
+                     (long long)p->wal);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 void ha_decide(const ha_input *in, ha_output *out)
 {
     if (!in->dcs_ok) {
@@ -202,10 +264,29 @@ void ha_decide(const ha_input *in, ha_output *out)
                     in->leader);
             return;
         }
-        out_set(out, HA_START_REPLICA,
-                locked ? "starting as a replica of %s"
-                       : "starting read-only: cluster has no leader%s",
-                locked ? in->leader : "");
+        char why[200];
+        const char *blocked = NULL;
+        if (!locked && in->resume_candidate) {
+            blocked = resume_blocker(in, why, sizeof(why));
+            if (!blocked && !in->peers_polled) {
+                out_set(out, HA_POLL_PEERS,
+                        "former primary, cluster has no leader: asking the other members");
+                return;
+            }
+            if (!blocked) {
+                out_set(out, HA_ACQUIRE,
+                        "resuming as the primary of timeline %d without a promotion (it stopped "
+                        "as the primary at wal %lld and nobody has newer data)",
+                        in->resume_timeline, (long long)in->resume_wal);
+                return;
+            }
+        }
+        if (locked)
+            out_set(out, HA_START_REPLICA, "starting as a replica of %s", in->leader);
+        else
+            out_set(out, HA_START_REPLICA, "starting read-only: cluster has no leader%s%s%s",
+                    blocked ? " (not resuming as primary: " : "", blocked ? blocked : "",
+                    blocked ? ")" : "");
         return;
     }
     if (!in->pg_running) {

@@ -49,6 +49,11 @@ typedef struct ha_input {
     int wait_for_starting; /* still within the grace for peers whose postgres is starting */
     int async_busy;        /* initdb/clone/rewind/stop... in flight */
     int failsafe_hold;     /* a primary sent POST /failsafe less than ttl ago */
+    /* postgres not started yet by this agent, and pg_control says the data dir last ran as
+     * the primary ("shut down" or "in production"): where it stopped. See resume_blocker. */
+    int resume_candidate;
+    int64_t resume_wal;  /* pg_control: latest checkpoint location */
+    int resume_timeline; /* pg_control: latest checkpoint's timeline */
     /* peers (valid when peers_polled) */
     int peers_polled;
     const ha_peer *peers;

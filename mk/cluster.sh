@@ -115,7 +115,12 @@ up() {
     echo "appliance-agent is not built yet; etcd is up" >&2
     return 1
   fi
-  for n in 0 1 2; do
+  # the member that was the leader at `down` starts first: it stopped last, with the newest
+  # WAL, and resumes as the primary without a promotion (no new timeline; agent/ha.c)
+  local order="0 1 2" last
+  last=$(cat "$root/last-leader" 2>/dev/null || true)
+  case $last in pg-[012]) order="${last#pg-} ${order/${last#pg-}/}" ;; esac
+  for n in $order; do
     alive "pg-$n" && continue
     owned_by_run_user "$root/pg-$n"
     sed -e "s|data_dir: .*|data_dir: $root/pg-$n/data|" -e "s|127\.0\.20\.|$pg_net.|g" \
@@ -165,6 +170,7 @@ down() {
   leader=$(timeout 5 tests/integration/agent/dcs_json.py "$dcs_eps" get /service/pg-cluster/leader 2>/dev/null || true)
   for n in pg-0 pg-1 pg-2; do [ "$n" = "$leader" ] || order+=" $n"; done
   [ -n "$leader" ] && order+=" $leader"
+  [ -n "$leader" ] && echo "$leader" >"$root/last-leader"
   for name in router $order etcd-1 etcd-2 etcd-3; do
     if alive "$name"; then
       local pid; pid=$(cat "$root/$name.pid")

@@ -249,7 +249,94 @@ static void s_missing_initialize(ha_input *in)
     in->initialize_present = 0;
 }
 
+/* full down/up: the former leader comes back first (ha.c resume_blocker) */
+static void s_resume(ha_input *in)
+{
+    in->leader = NULL;
+    in->pg_process = in->pg_running = 0;
+    in->needs_rewind = 1;
+    in->resume_candidate = 1;
+    in->resume_wal = 5000;
+    in->resume_timeline = 3;
+    in->cluster_timeline = 3;
+    in->cluster_optime = 5000; /* the shutdown checkpoint it published itself */
+    in->peers_polled = 1;
+    memset(peers, 0, sizeof(peers));
+    strcpy(peers[0].name, "pg-0");
+    peers[0].reachable = 1;
+    peers[0].starting = 1;
+    peers[0].timeline = 3;
+    peers[0].wal = 4900;
+    in->peers = peers;
+    in->npeers = 1;
+}
+static void s_resume_unpolled(ha_input *in)
+{
+    s_resume(in);
+    in->peers_polled = 0;
+}
+static void s_resume_no_history(ha_input *in)
+{
+    s_resume(in);
+    in->cluster_timeline = 0; /* never failed over: timeline 1 */
+    in->resume_timeline = 1;
+    peers[0].timeline = 1;
+}
+static void s_resume_old_timeline(ha_input *in)
+{
+    s_resume(in);
+    in->cluster_timeline = 4; /* someone was promoted after it */
+}
+static void s_resume_optime_ahead(ha_input *in)
+{
+    s_resume(in);
+    in->cluster_optime = 5001;
+}
+static void s_resume_peer_newer(ha_input *in)
+{
+    s_resume(in);
+    peers[0].timeline = 4;
+}
+static void s_resume_peer_more_wal(ha_input *in)
+{
+    s_resume(in);
+    peers[0].wal = 5001;
+}
+static void s_resume_peer_primary(ha_input *in)
+{
+    s_resume(in);
+    peers[0].is_primary = 1;
+}
+static void s_resume_switchover(ha_input *in)
+{
+    s_resume(in);
+    in->failover_member = "pg-0";
+}
+static void s_resume_nofailover(ha_input *in)
+{
+    s_resume(in);
+    in->nofailover = 1;
+}
+static void s_resume_locked(ha_input *in)
+{
+    s_resume(in);
+    in->leader = "pg-0";
+}
+
 static const struct row rows[] = {
+    {"former leader first after full stop: take the lock, start as primary", s_resume, HA_ACQUIRE},
+    {"... asks the other members first", s_resume_unpolled, HA_POLL_PEERS},
+    {"... on timeline 1 with no history key", s_resume_no_history, HA_ACQUIRE},
+    {"... not when a later timeline exists (read-only start)", s_resume_old_timeline,
+     HA_START_REPLICA},
+    {"... not when the published optime is past its checkpoint", s_resume_optime_ahead,
+     HA_START_REPLICA},
+    {"... not when a member is on a newer timeline", s_resume_peer_newer, HA_START_REPLICA},
+    {"... not when a member has more WAL", s_resume_peer_more_wal, HA_START_REPLICA},
+    {"... not when a member runs as primary", s_resume_peer_primary, HA_START_REPLICA},
+    {"... not during a switchover", s_resume_switchover, HA_START_REPLICA},
+    {"... not with nofailover", s_resume_nofailover, HA_START_REPLICA},
+    {"... someone else holds the lock: rewind and follow", s_resume_locked, HA_REWIND},
     {"DCS down: wait", s_dcs_down, HA_WAIT},
     {"fresh cluster: race for initialize", s_fresh, HA_INIT_RACE},
     {"fresh, nofailover: wait", s_fresh_nofailover, HA_WAIT},

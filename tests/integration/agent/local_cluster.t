@@ -104,11 +104,23 @@ check "the other two stream from it" wait_until 60 others_stream
 denials() { grep -h 'seccomp: denied' "$L"/*.log 2>/dev/null; }
 check "no syscall denied in any role's log after bootstrap, provisioning and switchover" test -z "$(denials)" || diag "$(denials | sort | uniq -c | head)"
 
-# make down / make up: the same cluster resumes
+# make down / make up: the same cluster resumes, the former leader as primary on the same
+# timeline (no promotion after a clean full stop; Patroni 3.0.2 would promote: a new timeline)
+rest_tl() { curl -s -m 3 "http://127.0.40.1${1#pg-}:8008/patroni" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("timeline", 0))'; }
+tl_before=$(rest_tl "$new")
+hist_before=$("$REPO/tests/integration/agent/dcs_json.py" "http://127.0.40.1:2379,http://127.0.40.2:2379" get /service/pg-cluster/history)
 out=$(cluster down 2>&1)
 check "mk/cluster.sh down stops everything" bash -c "! ls '$L'/*.pid >/dev/null 2>&1" || diag "$out"
 out=$(cluster up 2>&1); rc=$?
 check "a second up resumes (exit $rc) and provisioning stays done" grep -q "already provisioned" <<<"$out" || diag "$out"
+hist_now() { "$REPO/tests/integration/agent/dcs_json.py" http://127.0.40.1:2379 get /service/pg-cluster/history; }
+leader_is_new() { [ "$(leader)" = "$new" ]; }
+check "after down/up $new is the leader again" wait_until 20 leader_is_new || diag "leader: $(leader)"
+same_tl() { [ "$(rest_tl "$new")" = "$tl_before" ] && [ "$(hist_now)" = "$hist_before" ]; }
+check "... on the same timeline ($tl_before), history key unchanged" wait_until 10 same_tl \
+  || diag "timeline now $(rest_tl "$new"), history $(hist_now)"
+check "... it resumed without a promotion (its log says so)" grep -q "resuming as the primary of timeline $tl_before without a promotion" "$L/$new.log"
+check "... and the replicas stream from it again" wait_until 60 others_stream
 check "the provisioned role is still there" [ "$(psql_at "$RH" 5000 "SELECT rolname FROM pg_roles WHERE rolname = 'app'")" = app ]
 check "still no syscall denied" test -z "$(denials)" || diag "$(denials | sort | uniq -c | head)"
 echo "1..$_tap_n"
