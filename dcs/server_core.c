@@ -12,6 +12,7 @@
 #include "dcs/server_internal.h"
 #include "dcs/snap.h"
 #include "dcs/snap_writer.h"
+#include "le_bytes.h"
 #include "log.h"
 
 /* Forwarded-proposal protocol (transport kinds FWD_REQ / FWD_RESP), little-endian:
@@ -28,19 +29,6 @@
 enum { FWD_PROPOSE = 1, FWD_KEEPALIVE = 2 };
 enum { FWD_OK = 0, FWD_NOT_LEADER = 1, FWD_BUSY = 2 };
 #define FWD_RESP_LEN 33
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 int64_t dcs_now_ms(dcs_server *s)
 {
@@ -459,7 +447,7 @@ void dcs_submit(dcs_server *s, preq *p, uint8_t *cmd, size_t len)
     p->state = PS_WAIT_FWD;
     uint8_t hdr[9];
     hdr[0] = FWD_PROPOSE;
-    put64(hdr + 1, p->id);
+    put_u64(hdr + 1, p->id);
     if (transport_send2(s->tp, leader, TRANSPORT_FWD_REQ, hdr, sizeof(hdr), cmd, len) != 0) {
         free(cmd);
         dcs_answer_error(p, 14, "etcdserver: no leader"); /* not connected to it yet */
@@ -480,8 +468,8 @@ void dcs_forward_keepalive(dcs_server *s, preq *p)
     p->state = PS_WAIT_FWD;
     uint8_t m[17];
     m[0] = FWD_KEEPALIVE;
-    put64(m + 1, p->id);
-    put64(m + 9, (uint64_t)p->v3.id);
+    put_u64(m + 1, p->id);
+    put_u64(m + 9, (uint64_t)p->v3.id);
     if (transport_send(s->tp, leader, TRANSPORT_FWD_REQ, m, sizeof(m)) != 0)
         dcs_answer_error(p, 14, "etcdserver: no leader");
 }
@@ -510,11 +498,11 @@ static void fwd_answer(dcs_server *s, uint64_t to, uint64_t id, int status, uint
                        uint64_t term, int64_t ttl)
 {
     uint8_t m[FWD_RESP_LEN];
-    put64(m, id);
+    put_u64(m, id);
     m[8] = (uint8_t)status;
-    put64(m + 9, index);
-    put64(m + 17, term);
-    put64(m + 25, (uint64_t)ttl);
+    put_u64(m + 9, index);
+    put_u64(m + 17, term);
+    put_u64(m + 25, (uint64_t)ttl);
     transport_send(s->tp, to, TRANSPORT_FWD_RESP, m, sizeof(m));
 }
 
@@ -522,7 +510,7 @@ static void on_fwd_req(dcs_server *s, uint64_t from, const uint8_t *b, size_t le
 {
     if (len < 9)
         return;
-    uint64_t id = get64(b + 1);
+    uint64_t id = get_u64(b + 1);
     if (raft_role(s->r) != RAFT_LEADER || s->stopping) {
         fwd_answer(s, from, id, FWD_NOT_LEADER, 0, 0, 0);
         return;
@@ -537,8 +525,8 @@ static void on_fwd_req(dcs_server *s, uint64_t from, const uint8_t *b, size_t le
         dcs_schedule_drain(s);
     } else if (b[0] == FWD_KEEPALIVE && len == 17) {
         int64_t ttl = 0;
-        if (lessor_keepalive(mvcc_lessor(s->st->kv), (int64_t)get64(b + 9), dcs_now_ms(s), &ttl) !=
-            MVCC_OK)
+        if (lessor_keepalive(mvcc_lessor(s->st->kv), (int64_t)get_u64(b + 9), dcs_now_ms(s),
+                             &ttl) != MVCC_OK)
             ttl = 0;
         fwd_answer(s, from, id, FWD_OK, 0, 0, ttl);
     }
@@ -548,7 +536,7 @@ static void on_fwd_resp(dcs_server *s, const uint8_t *b, size_t len)
 {
     if (len != FWD_RESP_LEN)
         return;
-    uint64_t id = get64(b);
+    uint64_t id = get_u64(b);
     for (preq *p = s->pending; p; p = p->next) {
         if (p->state != PS_WAIT_FWD || p->id != id)
             continue;
@@ -559,12 +547,12 @@ static void on_fwd_resp(dcs_server *s, const uint8_t *b, size_t len)
             return;
         }
         if (p->kind == PQ_KEEPALIVE) {
-            dcs_answer_keepalive(p, (int64_t)get64(b + 25));
+            dcs_answer_keepalive(p, (int64_t)get_u64(b + 25));
             return;
         }
         p->state = PS_WAIT_APPLY;
-        p->index = get64(b + 9);
-        p->term = get64(b + 17);
+        p->index = get_u64(b + 9);
+        p->term = get_u64(b + 17);
         if (p->index <= s->applied) /* cannot happen on one ordered stream; be safe */
             dcs_answer_error(p, 14, "etcdserver: leader changed");
         return;

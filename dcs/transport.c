@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dcs/crc32c.h"
+#include "le_bytes.h"
 #include "log.h"
 
 #define HELLO_MAGIC    "PGADCSP"   /* 8 bytes with its NUL */
@@ -61,31 +62,6 @@ struct transport {
     in_conn *ins;
     size_t nins;
 };
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 void transport_hello_encode(uint8_t out[TRANSPORT_HELLO_LEN], uint64_t cluster_id, uint64_t from,
                             uint64_t to)

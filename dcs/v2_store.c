@@ -592,6 +592,26 @@ static const char *cmp_cause(mvcc_arena *a, const v2_request *q, const v2_node *
     return fmt(a, "[%s != %s] [%" PRIu64 " != %" PRIu64 "]", pv, nv, q->prev_index, n->modified);
 }
 
+/* prevValue/prevIndex of compare-and-swap/-delete against node n: true if they hold;
+ * otherwise res carries etcd's error (not a file, or test failed naming both sides). */
+static bool compare_holds(v2_store *s, const v2_request *q, const v2_node *n, const char *path,
+                          mvcc_arena *a, v2_result *res)
+{
+    if (n->dir) {
+        fail(s, res, V2_ERR_NOT_FILE, path);
+        return false;
+    }
+    bool vbad = q->has_prev_value && q->prev_value_len &&
+                (q->prev_value_len != n->value_len ||
+                 (n->value_len && memcmp(q->prev_value, n->value, n->value_len) != 0));
+    bool ibad = q->prev_index && q->prev_index != n->modified;
+    if (vbad || ibad) {
+        fail(s, res, V2_ERR_TEST_FAILED, cmp_cause(a, q, n, vbad, ibad));
+        return false;
+    }
+    return true;
+}
+
 static int do_update(v2_store *s, const v2_request *q, const char *path, bool cas, mvcc_arena *a,
                      v2_result *res)
 {
@@ -601,14 +621,8 @@ static int do_update(v2_store *s, const v2_request *q, const char *path, bool ca
     if (!n)
         return not_found(s, res, path, a);
     if (cas) {
-        if (n->dir)
-            return fail(s, res, V2_ERR_NOT_FILE, path);
-        bool vbad = q->has_prev_value && q->prev_value_len &&
-                    (q->prev_value_len != n->value_len ||
-                     (n->value_len && memcmp(q->prev_value, n->value, n->value_len) != 0));
-        bool ibad = q->prev_index && q->prev_index != n->modified;
-        if (vbad || ibad)
-            return fail(s, res, V2_ERR_TEST_FAILED, cmp_cause(a, q, n, vbad, ibad));
+        if (!compare_holds(s, q, n, path, a, res))
+            return 0; /* like fail(): the error is in res */
     } else if (n->dir && q->value_len) {
         return fail(s, res, V2_ERR_NOT_FILE, path);
     }
@@ -679,14 +693,8 @@ static int do_delete(v2_store *s, const v2_request *q, const char *path, mvcc_ar
         return not_found(s, res, path, a);
     bool cad = q->prev_index || (q->has_prev_value && q->prev_value_len);
     if (cad) {
-        if (n->dir)
-            return fail(s, res, V2_ERR_NOT_FILE, path);
-        bool vbad = q->has_prev_value && q->prev_value_len &&
-                    (q->prev_value_len != n->value_len ||
-                     (n->value_len && memcmp(q->prev_value, n->value, n->value_len) != 0));
-        bool ibad = q->prev_index && q->prev_index != n->modified;
-        if (vbad || ibad)
-            return fail(s, res, V2_ERR_TEST_FAILED, cmp_cause(a, q, n, vbad, ibad));
+        if (!compare_holds(s, q, n, path, a, res))
+            return 0; /* like fail(): the error is in res */
         return remove_node(s, n, A_CAD, q->time_ms, a, res);
     }
     bool dir = q->dir || q->recursive;
