@@ -1,10 +1,10 @@
 /* Backend objects and their addresses.
  *
- * Resolution uses getaddrinfo, which blocks. Numeric hosts (the local cluster, tests) skip
- * it entirely; names (compose) are resolved at start, after a connect failure and when a
- * check succeeds on an unresolved backend, at most once per second each. Docker's
- * resolver answers locally in well under a millisecond; a slow resolver would stall the
- * loop for its timeout, which is why lookups are rate-limited rather than retried. */
+ * Numeric hosts (the local cluster, tests) are parsed in place and never touch the name
+ * service. Names (compose) go to the resolver thread (router/resolver.c): at start, after
+ * a connect failure, when a check succeeds on an unresolved backend, and every second while
+ * a lookup fails; at most once per second each. The old address stays in use until a new
+ * one arrives. Without a resolver (unit tests) the lookup runs inline. */
 #include "router/backend.h"
 
 #include <netdb.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "router/proxy.h"
 
 backend *backend_new(router *r, const router_backend_conf *conf)
 {
@@ -32,8 +33,27 @@ void backend_free(backend *b)
     free(b);
 }
 
+static int apply_lookup(backend *b, int rc, const struct sockaddr *addr, socklen_t addrlen)
+{
+    if (rc != 0 || !addrlen || addrlen > sizeof(b->addr)) {
+        if (!b->resolve_failed)
+            log_warn("router: backend %s: cannot resolve '%s': %s", b->conf.name, b->conf.host,
+                     rc ? gai_strerror(rc) : "no usable address");
+        b->resolve_failed = 1;
+        return -1;
+    }
+    memcpy(&b->addr, addr, addrlen);
+    b->addrlen = addrlen;
+    if (b->resolve_failed)
+        log_info("router: backend %s: '%s' resolves again", b->conf.name, b->conf.host);
+    b->resolve_failed = 0;
+    return 0;
+}
+
 int backend_resolve(router *r, backend *b)
 {
+    if (r->mirror) /* addresses come with the main loop's routing table */
+        return b->addrlen ? 0 : -1;
     uint64_t now = evloop_now_ms(r->loop);
     char port[8];
     snprintf(port, sizeof(port), "%u", (unsigned)b->conf.port);
@@ -45,26 +65,41 @@ int backend_resolve(router *r, backend *b)
         if (now < b->resolve_not_before_ms)
             return -1;
         b->resolve_not_before_ms = now + 1000;
+        if (r->resolver) {
+            if (resolver_submit(r->resolver, b->conf.name, b->conf.host, b->conf.port) < 0)
+                log_warn("router: backend %s: resolver busy, lookup of '%s' deferred", b->conf.name,
+                         b->conf.host);
+            return -1; /* the answer arrives through backend_resolved() */
+        }
         hints.ai_flags = AI_NUMERICSERV;
         rc = getaddrinfo(b->conf.host, port, &hints, &res);
         evloop_update_now(r->loop);
     }
-    if (rc != 0 || !res) {
-        if (!b->resolve_failed)
-            log_warn("router: backend %s: cannot resolve '%s': %s", b->conf.name, b->conf.host,
-                     gai_strerror(rc));
-        b->resolve_failed = 1;
-        return -1;
-    }
-    if (res->ai_addrlen <= sizeof(b->addr)) {
-        memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
-        b->addrlen = res->ai_addrlen;
-    }
-    if (b->resolve_failed)
-        log_info("router: backend %s: '%s' resolves again", b->conf.name, b->conf.host);
-    b->resolve_failed = 0;
-    freeaddrinfo(res);
-    return 0;
+    int ok = apply_lookup(b, rc, res ? res->ai_addr : NULL, res ? res->ai_addrlen : 0);
+    if (res)
+        freeaddrinfo(res);
+    return ok;
+}
+
+void backend_resolved(const resolver_result *res, void *arg)
+{
+    router *r = arg;
+    backend *b = NULL;
+    for (size_t i = 0; i < r->n_all && !b; i++)
+        if (strcmp(r->backends[i]->conf.name, res->key) == 0)
+            b = r->backends[i];
+    /* Gone, or its host changed meanwhile (a reload filed a newer lookup): stale. */
+    if (!b || strcmp(b->conf.host, res->host) != 0 || b->conf.port != res->port)
+        return;
+    if (apply_lookup(b, res->gai_rc, (const struct sockaddr *)&res->addr, res->addrlen) == 0)
+        proxy_targets_changed(r); /* a write target needs an address */
+}
+
+void backend_retry_unresolved(router *r)
+{
+    for (size_t i = 0; i < r->n_backends; i++)
+        if (r->backends[i]->resolve_failed || !r->backends[i]->addrlen)
+            backend_resolve(r, r->backends[i]);
 }
 
 void backend_note_connect_failure(router *r, backend *b)

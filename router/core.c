@@ -36,7 +36,9 @@ static int bind_listeners(router *r, const router_config *cfg, char *err, size_t
 
 static void init_common(router *r, evloop *loop, const router_config *cfg)
 {
+    struct resolver *rs = r->resolver; /* set by the caller before init, if any */
     memset(r, 0, sizeof(*r));
+    r->resolver = rs;
     r->loop = loop;
     r->cfg = *cfg;
     r->started_ms = evloop_now_ms(loop);

@@ -22,6 +22,8 @@
 #include "router/dcs_watch.h"
 #include "router/health_check.h"
 #include "router/loops.h"
+#include "router/backend.h"
+#include "router/resolver.h"
 #include "router/proxy.h"
 #include "router/stats_server.h"
 
@@ -195,6 +197,13 @@ int main(int argc, char **argv)
         log_error("router: signalfd: %s", strerror(errno));
         return 1;
     }
+    /* Names are looked up on a thread of their own from the start: a slow name server
+     * must delay neither the start nor, later, the proxying. */
+    a.r.resolver = resolver_new(a.loop, backend_resolved, &a.r);
+    if (!a.r.resolver) {
+        log_error("router: cannot start the resolver thread: %s", strerror(errno));
+        return 1;
+    }
     if (router_init(&a.r, a.loop, &cfg, err, sizeof(err)) < 0) {
         log_error("router: %s", err);
         return 1;
@@ -228,6 +237,7 @@ int main(int argc, char **argv)
     health_checker_free(a.hc);
     stats_server_free(a.stats);
     router_destroy(&a.r);
+    resolver_free(a.r.resolver);
     http_client_free(a.http);
     evloop_del_fd(a.loop, a.sigfd);
     close(a.sigfd);

@@ -892,6 +892,7 @@ static void sweep(evloop *loop, void *arg)
         }
     }
     backend_gc(r);
+    backend_retry_unresolved(r);
     uint32_t period = idle && idle / 4 < 1000 ? (idle / 4 ? idle / 4 : 1) : 1000;
     r->sweep_timer = evloop_timer_start(loop, period, sweep, r);
 }

@@ -104,7 +104,8 @@ struct router {
     void *check_now_arg;
 
     ev_timer *sweep_timer;
-    size_t rr; /* 5001 round-robin start among equally loaded replicas */
+    struct resolver *resolver; /* NULL: names are looked up inline (tests) */
+    size_t rr;                 /* 5001 round-robin start among equally loaded replicas */
 
     /* Several event loops (router/loops.c). The main router calls on_targets after every
      * selection change so the other loops get the new routing table; their routers are
