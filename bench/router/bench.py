@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """appliance-router side by side with HAProxy 2.6 (Debian) in the same run.
 
-1. Throughput: one real PostgreSQL 15 primary; pgbench (8 clients, -j 2) select-only (-S)
-   and TPC-B-like, direct vs our 5000 (read/write data path) vs our 5000 (splice data path)
-   vs HAProxy with the Patroni template; interleaved repetitions, medians, ratios.
+1. Throughput: one real PostgreSQL 15 primary; pgbench (8 clients, -j 2 as the anchors)
+   select-only (-S) and TPC-B-like, direct vs our 5000 (one loop; two loops; optionally the
+   splice data path) vs HAProxy with the Patroni template; interleaved repetitions, medians,
+   ratios, the load average during each run, and the CPU that pgbench, PostgreSQL and the
+   proxy spent per transaction (robust to other load: it shows what the 2 cores can give).
+   BENCH_PARTS=syscalls: system calls per transaction of each proxy (strace -c -f).
 2. Leader change -> new connections on the new primary: two fake nodes (TCP answer with
    their name, REST API with scripted /primary codes) behind ours (DCS watch on real etcd
    3.4 + checks) and HAProxy (template checks, inter 3s rise 2 fall 3). At t0 the roles
@@ -12,9 +15,10 @@
 3. Memory: VmRSS idle, and per connection with 1,000 open proxied sessions.
 Addresses: 127.0.30.0/24. Env: BENCH_SECONDS (pgbench run length, default 15),
 BENCH_REPS (default 3), BENCH_TRIALS (leader changes, default 4), BENCH_PARTS (comma list of
-throughput,leader,memory; default all).
+throughput,leader,memory,syscalls; default throughput,leader,memory), BENCH_MODES (default
+direct,ours,ours-2loops,haproxy; ours-splice also exists), BENCH_JOBS (pgbench -j, default 2).
 """
-import asyncio, base64, http.server, json, os, pwd, re, shutil, signal, socket, socketserver
+import asyncio, base64, http.server, json, os, pwd, re, resource, shutil, signal, socket, socketserver
 import statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
@@ -24,6 +28,8 @@ SECS = int(os.environ.get("BENCH_SECONDS", "15"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 TRIALS = int(os.environ.get("BENCH_TRIALS", "4"))
 PARTS = os.environ.get("BENCH_PARTS", "throughput,leader,memory").split(",")
+MODES = os.environ.get("BENCH_MODES", "direct,ours,ours-2loops,haproxy").split(",")
+JOBS = int(os.environ.get("BENCH_JOBS", "2"))
 PG_IP = "127.0.30.20"
 ETCD = "127.0.30.1:34379"
 pg = pwd.getpwnam("postgres")
@@ -157,11 +163,11 @@ def lands(ip, port, timeout=1.0):
 
 
 # ---------------- helpers ----------------
-def router_cfg(path, primary, replicas, stats, backends, dcs=None, splice=False, interval=1000):
+def router_cfg(path, primary, replicas, stats, backends, dcs=None, splice=False, interval=1000, loops=1):
     lines = ["scope: pg-cluster",
              f"listen: {{primary: '{primary}', replicas: '{replicas}', stats: '{stats}'}}",
              f"checks: {{interval_ms: {interval}}}",
-             f"data_path: {{splice: {'true' if splice else 'false'}}}",
+             f"data_path: {{splice: {'true' if splice else 'false'}, loops: {loops}}}",
              "limits: {max_connections: 5000}"]
     if dcs:
         lines.append(f"dcs: {{endpoints: ['http://{dcs}']}}")
@@ -216,9 +222,21 @@ def cpu_s(pid):
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def pgbench(host, port, select_only):
-    args = [f"{PGBIN}/pgbench", "-n", "-c", "8", "-j", "2", "-T", str(SECS), "-h", host, "-p", str(port),
+def children_cpu_s():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def postgres_cpu_s(pm_pid):
+    """CPU of the postmaster and every backend it has reaped (cutime/cstime)."""
+    f = open(f"/proc/{pm_pid}/stat").read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def pgbench(host, port, select_only, count=None):
+    args = [f"{PGBIN}/pgbench", "-n", "-c", "8", "-j", str(JOBS), "-h", host, "-p", str(port),
             "-U", "postgres", "postgres"]
+    args[1:1] = ["-t", str(count)] if count else ["-T", str(SECS)]
     if select_only:
         args.insert(1, "-S")
     out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
@@ -228,6 +246,29 @@ def pgbench(host, port, select_only):
         log("pgbench failed:", out.stdout[-500:], out.stderr[-500:])
         return 0.0, 0
     return float(m.group(1)), int(x.group(1))
+
+
+def syscalls(targets, pids, modes, ntx=2000):
+    """System calls per transaction of each proxy: strace -c -f on it while pgbench -S runs a fixed
+    number of transactions (strace slows everything; the counts stay exact)."""
+    for m in modes:
+        if m not in pids:
+            continue
+        out = f"{tmp}/strace-{m}.txt"
+        st = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(pids[m])],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        _, done = pgbench(*targets[m], True, count=ntx)
+        st.send_signal(signal.SIGINT)
+        st.wait(10)
+        calls = {}
+        for line in open(out):
+            f = line.split()
+            if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+                calls[f[-1]] = int(f[3])
+        total = sum(calls.values())
+        top = ", ".join(f"{k} {v / max(done, 1):.2f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1])[:5])
+        log(f"# syscalls per select-only transaction, {m}: {total / max(done, 1):.2f} ({top})")
 
 
 def psql(sql):
@@ -245,7 +286,7 @@ def main():
         subprocess.run(["setpriv", f"--reuid={pg.pw_uid}", f"--regid={pg.pw_gid}", "--init-groups",
                         f"{PGBIN}/initdb", "-D", f"{d}/data", "-A", "trust", "-U", "postgres"],
                        check=True, capture_output=True)
-        start([f"{PGBIN}/postgres", "-D", f"{d}/data", "-c", f"listen_addresses={PG_IP}", "-c",
+        pm = start([f"{PGBIN}/postgres", "-D", f"{d}/data", "-c", f"listen_addresses={PG_IP}", "-c",
                f"unix_socket_directories={d}", "-c", "max_connections=100"], "postgres", as_postgres=True)
         if not wait(lambda: subprocess.run([f"{PGBIN}/pg_isready", "-h", PG_IP], capture_output=True).returncode == 0, 30):
             raise SystemExit("postgres did not start")
@@ -256,23 +297,29 @@ def main():
         be = [("pg-0", PG_IP, 5432)]
         router_cfg(f"{tmp}/r-rw.yml", "127.0.30.5:5000", "127.0.30.5:5001", "127.0.30.5:8404", be)
         router_cfg(f"{tmp}/r-splice.yml", "127.0.30.6:5000", "127.0.30.6:5001", "127.0.30.6:8404", be, splice=True)
+        router_cfg(f"{tmp}/r-2loops.yml", "127.0.30.9:5000", "127.0.30.9:5001", "127.0.30.9:8404", be, loops=2)
         haproxy_cfg(f"{tmp}/haproxy.cfg", "127.0.30.4:5000", "127.0.30.4:8404", be)
         r_rw = start([ROUTER, "-c", f"{tmp}/r-rw.yml"], "router-rw")
         r_sp = start([ROUTER, "-c", f"{tmp}/r-splice.yml"], "router-splice")
+        r_2l = start([ROUTER, "-c", f"{tmp}/r-2loops.yml"], "router-2loops")
         hap = start(["haproxy", "-f", f"{tmp}/haproxy.cfg"], "haproxy")
         ok = wait(lambda: router_target("127.0.30.5:8404") == "pg-0" and router_target("127.0.30.6:8404") == "pg-0"
-                  and haproxy_up("127.0.30.4:8404", "pg-0"), 15)
+                  and router_target("127.0.30.9:8404") == "pg-0" and haproxy_up("127.0.30.4:8404", "pg-0"), 15)
         if not ok:
             raise SystemExit("router or haproxy did not see the primary")
         time.sleep(0.5)
         results["rss_idle_ours_kb"] = rss_kb(r_rw.pid)
         results["rss_idle_haproxy_kb"] = rss_tree_kb(hap.pid)
         targets = {"direct": (PG_IP, 5432), "ours": ("127.0.30.5", 5000), "ours-splice": ("127.0.30.6", 5000),
-                   "haproxy": ("127.0.30.4", 5000)}
-        modes = list(targets)
-        pids = {"ours": r_rw.pid, "ours-splice": r_sp.pid, "haproxy": hap.pid}
+                   "ours-2loops": ("127.0.30.9", 5000), "haproxy": ("127.0.30.4", 5000)}
+        modes = [m for m in MODES if m in targets]
+        pids = {"ours": r_rw.pid, "ours-splice": r_sp.pid, "ours-2loops": r_2l.pid, "haproxy": hap.pid}
         tps = {(m, s): [] for m in modes for s in (True, False)}
         cpu = {(m, s): [] for m in pids for s in (True, False)}
+        budget = {(m, s): [] for m in modes for s in (True, False)}  # (pgbench, postgres, proxy) us/tx
+        loads = []
+        if "syscalls" in PARTS:
+            syscalls(targets, pids, modes)
         for rep in range(REPS if "throughput" in PARTS else 0):
             order = modes[rep % len(modes):] + modes[:rep % len(modes)]
             for select_only in (True, False):
@@ -282,18 +329,37 @@ def main():
                         psql("vacuum pgbench_tellers")
                         psql("truncate pgbench_history")
                     c0 = cpu_s(pids[m]) if m in pids else 0
+                    b0, p0 = children_cpu_s(), postgres_cpu_s(pm.pid)
+                    load0 = os.getloadavg()[0]
                     t, ntx = pgbench(*targets[m], select_only)
+                    load1 = os.getloadavg()[0]
+                    loads.append(load1)
+                    # the backends exit after pgbench: their CPU reaches the postmaster once reaped
+                    wait(lambda: len(subprocess.run(["pgrep", "-P", str(pm.pid)], capture_output=True,
+                                                    text=True).stdout.split()) <= 6, 5)
                     tps[(m, select_only)].append(t)
                     us = ""
+                    proxy_us = 0.0
                     if m in pids and ntx:
-                        cpu[(m, select_only)].append((cpu_s(pids[m]) - c0) / ntx * 1e6)
-                        us = f"  proxy CPU {cpu[(m, select_only)][-1]:.2f} us/tx"
+                        proxy_us = (cpu_s(pids[m]) - c0) / ntx * 1e6
+                        cpu[(m, select_only)].append(proxy_us)
+                        us = f"  proxy CPU {proxy_us:.2f} us/tx"
+                    if ntx:
+                        bud = ((children_cpu_s() - b0) / ntx * 1e6, (postgres_cpu_s(pm.pid) - p0) / ntx * 1e6, proxy_us)
+                        budget[(m, select_only)].append(bud)
+                        us += f"  CPU/tx pgbench {bud[0]:.1f} + postgres {bud[1]:.1f} + proxy {bud[2]:.1f} = {sum(bud):.1f} us"
                     log(f"# rep {rep + 1} {'select-only' if select_only else 'tpc-b'} {m:12s} {t:10.1f} tps{us}"
-                        f"  (load {os.getloadavg()[0]:.1f})")
+                        f"  (load {load0:.1f} -> {load1:.1f})")
         for (m, s), v in tps.items():
             results[f"tps_{'S' if s else 'tpcb'}_{m}"] = statistics.median(v) if v else 0
         for (m, s), v in cpu.items():
             results[f"cpu_{'S' if s else 'tpcb'}_{m}"] = statistics.median(v) if v else 0
+        for (m, s), v in budget.items():
+            if v:
+                results[f"budget_{'S' if s else 'tpcb'}_{m}"] = tuple(statistics.median(x[i] for x in v) for i in range(3))
+        for (m, s), v in tps.items():
+            results[f"tpsall_{'S' if s else 'tpcb'}_{m}"] = v
+        results["loads"] = loads
 
         if "leader" not in PARTS and "memory" not in PARTS:
             return
@@ -412,22 +478,33 @@ def report(r):
     log("note: TPS ratios are only meaningful on an otherwise idle host. Under foreign load a single"
         " event loop gets one CPU share while HAProxy's two threads get two; proxy CPU per transaction"
         " is the load-robust figure.")
-    log(f"pgbench: 8 clients, -j 2, {SECS} s, {REPS} interleaved repetitions, medians (tps)")
+    loads = r.get("loads") or [0]
+    log(f"pgbench: 8 clients, -j {JOBS}, {SECS} s, {REPS} interleaved repetitions, medians (min-max) tps; "
+        f"1-min load average at the end of the runs {min(loads):.1f}-{max(loads):.1f}")
     for kind, goal_direct in (("S", 0.90), ("tpcb", 0.92)):
         if not r.get(f"tps_{kind}_direct"):
             continue
         d = r[f"tps_{kind}_direct"]
-        o = r[f"tps_{kind}_ours"]
-        sp = r[f"tps_{kind}_ours-splice"]
-        h = r[f"tps_{kind}_haproxy"]
         name = "select-only" if kind == "S" else "TPC-B-like "
-        log(f"  {name}: direct {d:9.1f}  ours {o:9.1f} ({ratio(o, d):.3f}x direct)  ours+splice {sp:9.1f} "
-            f"({ratio(sp, d):.3f}x)  haproxy {h:9.1f} ({ratio(h, d):.3f}x)")
-        log(f"     ours/haproxy {ratio(o, h):.3f}x (goal >= 1.25)   ours/direct goal >= {goal_direct}: "
-            f"{'met' if ratio(o, d) >= goal_direct else 'NOT met'}   splice/read-write {ratio(sp, o):.3f}x")
-        co, cs, ch = r[f"cpu_{kind}_ours"], r[f"cpu_{kind}_ours-splice"], r[f"cpu_{kind}_haproxy"]
-        log(f"     proxy CPU per transaction (robust to other load): ours {co:.2f} us, ours+splice {cs:.2f} us, "
-            f"haproxy {ch:.2f} us -> haproxy/ours {ratio(ch, co):.2f}x")
+        h = r.get(f"tps_{kind}_haproxy", 0)
+        parts = []
+        for m in MODES:
+            v = r.get(f"tpsall_{kind}_{m}") or []
+            if v:
+                parts.append(f"{m} {r[f'tps_{kind}_{m}']:.0f} ({min(v):.0f}-{max(v):.0f}, {ratio(r[f'tps_{kind}_{m}'], d):.3f}x direct)")
+        log(f"  {name}: " + "  ".join(parts))
+        for m in ("ours", "ours-2loops", "ours-splice"):
+            o = r.get(f"tps_{kind}_{m}")
+            if o:
+                log(f"     {m}/haproxy {ratio(o, h):.3f}x (goal >= 1.25)   {m}/direct {ratio(o, d):.3f}x "
+                    f"(goal >= {goal_direct}: {'met' if ratio(o, d) >= goal_direct else 'NOT met'})")
+        bd = r.get(f"budget_{kind}_direct")
+        for m in MODES:
+            b = r.get(f"budget_{kind}_{m}")
+            if b:
+                ceil = f"  -> CPU-bound ceiling {ratio(sum(bd), sum(b)):.3f}x direct" if bd and m != "direct" else ""
+                log(f"     CPU per transaction, {m:12s}: pgbench {b[0]:6.1f} + postgres {b[1]:6.1f} + proxy {b[2]:6.1f}"
+                    f" = {sum(b):6.1f} us{ceil}")
     lo, hf, ha = (r.get(k, []) for k in ("leader_change_ours_ms", "leader_change_haproxy_first_ms",
                                          "leader_change_haproxy_all_ms"))
     fmt = lambda v: f"{min(v):.1f} / {statistics.median(v):.1f} / {max(v):.1f} ms (n={len(v)})" if v else "n/a"
