@@ -14,7 +14,7 @@ build_pkgs="build-essential musl-tools musl-dev dpkg-dev gperf cmake pkg-config 
 test_pkgs="postgresql-15 postgresql-client-15 etcd-server etcd-client patroni python3-etcd
   haproxy util-linux iproute2 iptables procps strace curl docker-compose tini wrk catatonit
   vip-manager nghttp2-client
-  docker.io"
+  docker.io prometheus-haproxy-exporter"
 
 case "${1:-}" in
   build) want=$build_pkgs ;;
