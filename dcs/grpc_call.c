@@ -38,6 +38,7 @@ static const struct {
     {"/etcdserverpb.Maintenance/Defragment", GM_DEFRAGMENT},
     {"/etcdserverpb.Maintenance/HashKV", GM_HASHKV},
     {"/etcdserverpb.Maintenance/MoveLeader", GM_MOVE_LEADER},
+    {"/grpc.health.v1.Health/Check", GM_HEALTH_CHECK},
 };
 
 int grpc_method_of(const char *path)
@@ -183,7 +184,8 @@ static void on_request(h2_stream *st, const char *method, const char *path, cons
                      strncmp(svc, "etcdserverpb.Lease/", 19) == 0 ||
                      strncmp(svc, "etcdserverpb.Watch/", 19) == 0 ||
                      strncmp(svc, "etcdserverpb.Maintenance/", 25) == 0 ||
-                     strncmp(svc, "etcdserverpb.Cluster/", 21) == 0;
+                     strncmp(svc, "etcdserverpb.Cluster/", 21) == 0 ||
+                     strncmp(svc, "grpc.health.v1.Health/", 22) == 0;
         if (known && slash)
             snprintf(msg, sizeof(msg), "unknown method %s for service %.*s", slash + 1, svclen,
                      svc);

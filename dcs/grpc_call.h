@@ -50,6 +50,7 @@ enum grpc_method {
     GM_DEFRAGMENT,
     GM_HASHKV,
     GM_MOVE_LEADER,
+    GM_HEALTH_CHECK, /* grpc.health.v1.Health/Check, which etcd registers too */
     GM_COUNT
 };
 

@@ -457,6 +457,17 @@ static void move_leader(dcs_server *s, grpc_call *call, const uint8_t *msg, size
     }
 }
 
+/* grpc.health.v1: SERVING while this member knows a leader (it can serve linearizable
+ * requests), NOT_SERVING otherwise. */
+static void health(dcs_server *s, grpc_call *call)
+{
+    pb_buf b;
+    pb_buf_init(&b, 64);
+    pb_u64(&b, 1, raft_leader(s->r) ? 1 : 2);
+    reply(call, &b);
+    pb_buf_free(&b);
+}
+
 /* ---- dispatch ---- */
 static void kv_lease(dcs_server *s, grpc_call *call, int ep, const uint8_t *msg, size_t len)
 {
@@ -517,6 +528,9 @@ static void on_message(grpc_call *call, const uint8_t *msg, size_t len, void *ar
         return;
     case GM_MEMBER_LIST:
         member_list(s, call);
+        return;
+    case GM_HEALTH_CHECK:
+        health(s, call);
         return;
     case GM_DEFRAGMENT: /* nothing to defragment: the store lives in memory */
         header_reply(s, call);

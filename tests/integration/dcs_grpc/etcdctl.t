@@ -14,6 +14,7 @@ keep-alive --once, timetolive, list, revoke, errors), watches fed by another cli
 health, -w json and table."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -80,6 +81,20 @@ TXN_FAIL = 'value("zoo") = "nope"\n\nput zoo never\n\nget zoo\nget foo/b\n\n'
 TXN_DEL = 'version("foo/b") = "1"\n\ndel foo/b\n\n\n'
 TXN_DUP_UNTAKEN = 'value("zz") = "q"\n\nput d 1\nput d 2\n\nput e 1\n\n'
 TXN_DUP_TAKEN = '\n\nput d 1\nput d 2\n\n\n'
+
+
+def grpc_raw(url, path):
+    """One gRPC call with an empty request message through nghttp (nghttp2-client): the
+    response body bytes and the grpc-status/grpc-message headers it printed."""
+    p = subprocess.run(["nghttp", "-v", "-d", "/dev/stdin", "-H", ":method: POST",
+                        "-H", "content-type: application/grpc", "-H", "te: trailers",
+                        url + path], input=b"\0\0\0\0\0", capture_output=True, timeout=10)
+    hdrs = [ln.split(b") ", 1)[1].decode() for ln in p.stdout.splitlines()
+            if b"recv (stream_id=13) grpc-status" in ln]
+    q = subprocess.run(["nghttp", "-d", "/dev/stdin", "-H", ":method: POST", "-H",
+                        "content-type: application/grpc", "-H", "te: trailers", url + path],
+                       input=b"\0\0\0\0\0", capture_output=True, timeout=10)
+    return q.stdout.hex() + " " + " ".join(hdrs)
 
 
 def scenario(c):
@@ -185,6 +200,9 @@ def scenario(c):
     res.append(("every member follows the new leader after move-leader", 0,
                 "moved" if moved else out, "", False))
     res.append(("live watch sees a put from another client", 0, live_watch(urls), "", False))
+    if shutil.which("nghttp"):
+        res.append(("(nghttp) grpc.health.v1.Health/Check", 0,
+                    grpc_raw(urls[0], "/grpc.health.v1.Health/Check"), "", False))
     return res
 
 
