@@ -63,6 +63,35 @@ struct transport {
     size_t nins;
 };
 
+void transport_frame_header(uint8_t hdr[TRANSPORT_FRAME_HDR], int kind, uint32_t len, uint32_t crc)
+{
+    memset(hdr, 0, TRANSPORT_FRAME_HDR);
+    put_u32(hdr, FRAME_MAGIC);
+    hdr[4] = (uint8_t)kind;
+    put_u32(hdr + 8, len);
+    put_u32(hdr + 12, crc);
+}
+
+int transport_frame_parse(const uint8_t *p, size_t have, int *kind, uint32_t *len, char *why,
+                          size_t whylen)
+{
+    if (have < TRANSPORT_FRAME_HDR)
+        return 0;
+    *len = get_u32(p + 8);
+    *kind = p[4];
+    if (get_u32(p) != FRAME_MAGIC || p[5] || p[6] || p[7] || *len > TRANSPORT_MAX_BODY) {
+        snprintf(why, whylen, "bad frame header (magic/reserved/length %u)", *len);
+        return -1;
+    }
+    if (have < TRANSPORT_FRAME_HDR + (size_t)*len)
+        return 0;
+    if (crc32c(p + TRANSPORT_FRAME_HDR, *len) != get_u32(p + 12)) {
+        snprintf(why, whylen, "frame CRC mismatch");
+        return -1;
+    }
+    return 1;
+}
+
 void transport_hello_encode(uint8_t out[TRANSPORT_HELLO_LEN], uint64_t cluster_id, uint64_t from,
                             uint64_t to)
 {
@@ -82,6 +111,10 @@ int transport_hello_check(const transport_config *cfg, const uint8_t in[TRANSPOR
         return -1;
     }
     uint32_t ver = get_u32(in + 8);
+    if (get_u32(in + 12) != 0) {
+        snprintf(why, whylen, "bad hello (reserved field not zero)");
+        return -1;
+    }
     if (ver != TRANSPORT_VERSION) {
         snprintf(why, whylen, "peer protocol version %u, we speak %u", ver,
                  (unsigned)TRANSPORT_VERSION);
@@ -345,14 +378,11 @@ int transport_send2(transport *t, uint64_t to, int kind, const void *a, size_t a
         size_t len = alen + blen;
         if (len > TRANSPORT_MAX_BODY)
             return -1;
-        uint8_t hdr[TRANSPORT_FRAME_HDR] = {0};
-        put_u32(hdr, FRAME_MAGIC);
-        hdr[4] = (uint8_t)kind;
-        put_u32(hdr + 8, (uint32_t)len);
+        uint8_t hdr[TRANSPORT_FRAME_HDR];
         uint32_t crc = crc32c_update(0, a, alen);
         if (blen)
             crc = crc32c_update(crc, b, blen);
-        put_u32(hdr + 12, crc);
+        transport_frame_header(hdr, kind, (uint32_t)len, crc);
         size_t max = t->cfg.max_queue_bytes ? t->cfg.max_queue_bytes : (128u << 20);
         if (o->out.len + sizeof(hdr) + len > max)
             return -1; /* bounded: drop, Raft retransmits */
@@ -439,23 +469,17 @@ static int in_parse(in_conn *c)
             c->in.len -= TRANSPORT_HELLO_LEN;
             continue;
         }
-        if (have < TRANSPORT_FRAME_HDR)
+        uint32_t len;
+        int kind;
+        char why[128];
+        int rc = transport_frame_parse(p, have, &kind, &len, why, sizeof(why));
+        if (rc == 0)
             return 0;
-        uint32_t len = get_u32(p + 8);
-        if (get_u32(p) != FRAME_MAGIC || p[5] || p[6] || p[7] || len > TRANSPORT_MAX_BODY) {
-            log_warn("peer %016llx: bad frame header (magic/reserved/length %u): closing",
-                     (unsigned long long)c->from, len);
+        if (rc < 0) {
+            log_warn("peer %016llx: %s: closing", (unsigned long long)c->from, why);
             in_close(c);
             return -1;
         }
-        if (have < TRANSPORT_FRAME_HDR + (size_t)len)
-            return 0;
-        if (crc32c(p + TRANSPORT_FRAME_HDR, len) != get_u32(p + 12)) {
-            log_warn("peer %016llx: frame CRC mismatch: closing", (unsigned long long)c->from);
-            in_close(c);
-            return -1;
-        }
-        int kind = p[4];
         c->in.off += TRANSPORT_FRAME_HDR + len;
         c->in.len -= TRANSPORT_FRAME_HDR + len;
         t->cb(t->arg, c->from, kind, p + TRANSPORT_FRAME_HDR, len);

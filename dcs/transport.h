@@ -78,6 +78,12 @@ void transport_hello_encode(uint8_t out[TRANSPORT_HELLO_LEN], uint64_t cluster_i
 /* 0, or -1 with a reason: bad magic/version, other cluster, not for me, unknown sender. */
 int transport_hello_check(const transport_config *cfg, const uint8_t in[TRANSPORT_HELLO_LEN],
                           int expect_from, uint64_t *from, char *why, size_t whylen);
+/* Frame codec (exposed for the fuzzer and tests). transport_frame_parse looks at the
+ * `have` bytes at p: 0 = incomplete, 1 = one whole valid frame of TRANSPORT_FRAME_HDR +
+ * *len bytes (kind in *kind), -1 = invalid (why says what; the connection is closed). */
+void transport_frame_header(uint8_t hdr[TRANSPORT_FRAME_HDR], int kind, uint32_t len, uint32_t crc);
+int transport_frame_parse(const uint8_t *p, size_t have, int *kind, uint32_t *len, char *why,
+                          size_t whylen);
 void transport_free(transport *t);
 
 #endif
