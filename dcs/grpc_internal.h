@@ -8,7 +8,7 @@
 #include "dcs/server_internal.h"
 
 #define GRPC_MAX_LISTENERS 8
-#define GRPC_MAX_SNIFFING  256  /* connections not yet classified */
+#define GRPC_MAX_SNIFFING  1024 /* connections not yet classified (as lib/http's limit) */
 #define GRPC_MAX_CONNS     1024 /* HTTP/2 connections */
 #define GRPC_SNIFF_MS      10000
 

@@ -226,8 +226,11 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
     size_t n = avail < length ? avail : length;
     memcpy(buf, st->out + st->out_off, n);
     st->out_off += n;
-    if (st->out_off == st->out_len)
+    if (st->out_off == st->out_len) { /* drained: a burst's buffer is not kept */
+        free(st->out);
+        st->out = NULL;
         st->out_off = st->out_len = 0;
+    }
     return (ssize_t)n;
 }
 
