@@ -12,13 +12,17 @@
 
 extern char **environ;
 
-enum key_type { K_STR, K_U32, K_BOOL, K_ADDR, K_LIST };
+/* K_NAME: a backend name or host (letters, digits, . - _ :), non-empty. K_PORT: 1..65535
+ * into a uint16_t. K_LIST: dcs.endpoints, parsed by set_dcs_list. */
+enum key_type { K_STR, K_U32, K_BOOL, K_ADDR, K_LIST, K_NAME, K_PORT };
 
+/* One settable key: where its value goes (offset into router_config, or into
+ * router_backend_conf for the backend keys) and how it is checked. */
 struct key_def {
     const char *key;
     enum key_type type;
     size_t off;
-    size_t size;  /* K_STR/K_ADDR: buffer size */
+    size_t size;  /* K_STR/K_ADDR/K_NAME: buffer size */
     uint32_t min; /* K_U32 bounds */
     uint32_t max;
 };
@@ -73,6 +77,18 @@ static const struct key_def keys[] = {
     BOOL("replicas.fallback_to_primary", replicas_fallback_to_primary),
     BOOL("data_path.splice", splice),
     U32("data_path.loops", loops, 0, ROUTER_MAX_LOOPS),
+};
+
+#define BOFF(f) offsetof(router_backend_conf, f)
+#define BSZ(f)  sizeof(((router_backend_conf *)0)->f)
+
+static const struct key_def backend_keys[] = {
+    {"name", K_NAME, BOFF(name), BSZ(name), 0, 0},
+    {"host", K_NAME, BOFF(host), BSZ(host), 0, 0},
+    {"check_host", K_NAME, BOFF(check_host), BSZ(check_host), 0, 0},
+    {"port", K_PORT, BOFF(port), 0, 1, 65535},
+    {"check_port", K_PORT, BOFF(check_port), 0, 1, 65535},
+    {"noloadbalance", K_BOOL, BOFF(noloadbalance), 0, 0, 0},
 };
 
 static int fail(char *err, size_t errsz, const char *fmt, ...)
@@ -247,53 +263,86 @@ static int set_dcs_list(router_config *c, const char *v, char *err, size_t errsz
     return 0;
 }
 
+static const struct key_def *find_key(const struct key_def *table, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].key, key) == 0)
+            return &table[i];
+    return NULL;
+}
+
+/* Checks value against k and stores it at base + k->off. label names the key in errors
+ * ("checks.rise", "backends[1].port"). */
+static int set_field(void *base, const struct key_def *k, const char *label, const char *value,
+                     char *err, size_t errsz)
+{
+    char *field = (char *)base + k->off;
+    if (!printable(value))
+        return fail(err, errsz, "%s: value contains control characters", label);
+    switch (k->type) {
+    case K_STR:
+        if (strlen(value) >= k->size)
+            return fail(err, errsz, "%s: '%s' is longer than %zu bytes", label, value, k->size - 1);
+        break;
+    case K_ADDR: {
+        char host[ROUTER_HOST_MAX];
+        uint16_t port;
+        if (value[0] && router_split_hostport(value, host, sizeof(host), &port) < 0)
+            return fail(err, errsz, "%s: '%s' is not host:port (port 1-65535)", label, value);
+        if (strlen(value) >= k->size)
+            return fail(err, errsz, "%s: '%s' is too long", label, value);
+        break;
+    }
+    case K_NAME:
+        if (!*value || strlen(value) >= k->size)
+            return fail(err, errsz, "%s: '%s' is empty or too long", label, value);
+        for (const char *p = value; *p; p++)
+            if (!isalnum((unsigned char)*p) && !strchr(".-_:", *p))
+                return fail(err, errsz, "%s: '%s' has a bad character", label, value);
+        break;
+    case K_U32:
+    case K_PORT: {
+        uint32_t v;
+        if (parse_u32(value, &v) < 0 || (k->type == K_PORT && (v < k->min || v > k->max)))
+            return fail(err, errsz,
+                        k->type == K_PORT ? "%s: '%s' is not a port (1-65535)"
+                                          : "%s: '%s' is not a non-negative integer",
+                        label, value);
+        if (v < k->min || v > k->max)
+            return fail(err, errsz, "%s: %u is outside %u..%u", label, v, k->min, k->max);
+        if (k->type == K_PORT) {
+            uint16_t p16 = (uint16_t)v;
+            memcpy(field, &p16, sizeof(p16));
+        } else {
+            memcpy(field, &v, sizeof(v));
+        }
+        return 0;
+    }
+    case K_BOOL: {
+        int b;
+        if (parse_bool(value, &b) < 0)
+            return fail(err, errsz, "%s: '%s' is not a boolean (true/false)", label, value);
+        memcpy(field, &b, sizeof(b));
+        return 0;
+    }
+    case K_LIST:
+        return fail(err, errsz, "%s: not a scalar key", label);
+    }
+    snprintf(field, k->size, "%s", value); /* the string kinds, checked above */
+    return 0;
+}
+
 int router_config_set(router_config *c, const char *key, const char *value, char *err, size_t errsz)
 {
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        const struct key_def *k = &keys[i];
-        if (strcmp(k->key, key) != 0)
-            continue;
-        char *field = (char *)c + k->off;
+    const struct key_def *k = find_key(keys, sizeof(keys) / sizeof(keys[0]), key);
+    if (!k)
+        return fail(err, errsz, "unknown key '%s'", key);
+    if (k->type == K_LIST) {
         if (!printable(value))
             return fail(err, errsz, "%s: value contains control characters", key);
-        switch (k->type) {
-        case K_STR:
-            if (strlen(value) >= k->size)
-                return fail(err, errsz, "%s: '%s' is longer than %zu bytes", key, value,
-                            k->size - 1);
-            snprintf(field, k->size, "%s", value);
-            return 0;
-        case K_ADDR: {
-            char host[ROUTER_HOST_MAX];
-            uint16_t port;
-            if (value[0] && router_split_hostport(value, host, sizeof(host), &port) < 0)
-                return fail(err, errsz, "%s: '%s' is not host:port (port 1-65535)", key, value);
-            if (strlen(value) >= k->size)
-                return fail(err, errsz, "%s: '%s' is too long", key, value);
-            snprintf(field, k->size, "%s", value);
-            return 0;
-        }
-        case K_U32: {
-            uint32_t v;
-            if (parse_u32(value, &v) < 0)
-                return fail(err, errsz, "%s: '%s' is not a non-negative integer", key, value);
-            if (v < k->min || v > k->max)
-                return fail(err, errsz, "%s: %u is outside %u..%u", key, v, k->min, k->max);
-            memcpy(field, &v, sizeof(v));
-            return 0;
-        }
-        case K_BOOL: {
-            int b;
-            if (parse_bool(value, &b) < 0)
-                return fail(err, errsz, "%s: '%s' is not a boolean (true/false)", key, value);
-            memcpy(field, &b, sizeof(b));
-            return 0;
-        }
-        case K_LIST:
-            return set_dcs_list(c, value, err, errsz);
-        }
+        return set_dcs_list(c, value, err, errsz);
     }
-    return fail(err, errsz, "unknown key '%s'", key);
+    return set_field(c, k, key, value, err, errsz);
 }
 
 /* ---- backends ---- */
@@ -301,37 +350,22 @@ int router_config_set(router_config *c, const char *key, const char *value, char
 static int backend_set(router_backend_conf *b, const char *key, const char *v, char *err,
                        size_t errsz, size_t idx)
 {
-    uint32_t n;
-    int flag;
-    if (!printable(v))
-        return fail(err, errsz, "backends[%zu].%s: value contains control characters", idx, key);
-    if (strcmp(key, "name") == 0 || strcmp(key, "host") == 0 || strcmp(key, "check_host") == 0) {
-        char *dst = key[0] == 'n' ? b->name : key[0] == 'h' ? b->host : b->check_host;
-        size_t cap = key[0] == 'n' ? sizeof(b->name) : sizeof(b->host);
-        if (!*v || strlen(v) >= cap)
-            return fail(err, errsz, "backends[%zu].%s: '%s' is empty or too long", idx, key, v);
-        for (const char *p = v; *p; p++)
-            if (!isalnum((unsigned char)*p) && !strchr(".-_:", *p))
-                return fail(err, errsz, "backends[%zu].%s: '%s' has a bad character", idx, key, v);
-        snprintf(dst, cap, "%s", v);
-        return 0;
-    }
-    if (strcmp(key, "port") == 0 || strcmp(key, "check_port") == 0) {
-        if (parse_u32(v, &n) < 0 || n == 0 || n > 65535)
-            return fail(err, errsz, "backends[%zu].%s: '%s' is not a port (1-65535)", idx, key, v);
-        if (key[0] == 'p')
-            b->port = (uint16_t)n;
-        else
-            b->check_port = (uint16_t)n;
-        return 0;
-    }
-    if (strcmp(key, "noloadbalance") == 0) {
-        if (parse_bool(v, &flag) < 0)
-            return fail(err, errsz, "backends[%zu].noloadbalance: '%s' is not a boolean", idx, v);
-        b->noloadbalance = flag;
-        return 0;
-    }
-    return fail(err, errsz, "backends[%zu]: unknown key '%s'", idx, key);
+    const struct key_def *k =
+        find_key(backend_keys, sizeof(backend_keys) / sizeof(backend_keys[0]), key);
+    if (!k)
+        return fail(err, errsz, "backends[%zu]: unknown key '%s'", idx, key);
+    char label[ROUTER_NAME_MAX];
+    snprintf(label, sizeof(label), "backends[%zu].%s", idx, key);
+    return set_field(b, k, label, v, err, errsz);
+}
+
+/* Adds " (line N)" to an error from a YAML value, room permitting. */
+static int at_line(char *err, size_t errsz, unsigned long line)
+{
+    size_t l = strlen(err);
+    if (l + 16 < errsz)
+        snprintf(err + l, errsz - l, " (line %lu)", line);
+    return -1;
 }
 
 /* ROUTER_BACKENDS="pg-0=127.0.20.10:5432:8008,pg-1=host:5432:8008[:noloadbalance]" */
@@ -404,13 +438,8 @@ static int yaml_backends(router_config *c, yaml_document_t *doc, yaml_node_t *se
             if (!k || !v)
                 return fail(err, errsz, "backends[%zu]: keys and values must be scalars (line %lu)",
                             idx, kn ? (unsigned long)kn->start_mark.line + 1 : 0UL);
-            if (backend_set(b, k, v, err, errsz, idx) < 0) {
-                size_t l = strlen(err);
-                if (l + 16 < errsz)
-                    snprintf(err + l, errsz - l, " (line %lu)",
-                             (unsigned long)vn->start_mark.line + 1);
-                return -1;
-            }
+            if (backend_set(b, k, v, err, errsz, idx) < 0)
+                return at_line(err, errsz, (unsigned long)vn->start_mark.line + 1);
         }
         c->n_backends++;
     }
@@ -464,12 +493,8 @@ static int yaml_walk(router_config *c, yaml_document_t *doc, yaml_node_t *map, c
         const char *v = scalar(vn);
         if (!v)
             return fail(err, errsz, "%s: expected a scalar value (line %lu)", full, line);
-        if (router_config_set(c, full, v, err, errsz) < 0) {
-            size_t l = strlen(err);
-            if (l + 16 < errsz)
-                snprintf(err + l, errsz - l, " (line %lu)", line);
-            return -1;
-        }
+        if (router_config_set(c, full, v, err, errsz) < 0)
+            return at_line(err, errsz, line);
     }
     return 0;
 }
@@ -554,14 +579,14 @@ int router_config_validate(const router_config *c, char *err, size_t errsz)
         return fail(err, errsz, "scope: must not be empty");
     if (c->namespace_[0] != '/')
         return fail(err, errsz, "namespace: '%s' must start with /", c->namespace_);
-    if (c->primary_check_path[0] != '/' || c->replica_check_path[0] != '/')
-        return fail(err, errsz, "checks.primary_path/replica_path: must start with /");
-    for (const char *p = c->primary_check_path; *p; p++)
-        if (*p == ' ')
-            return fail(err, errsz, "checks.primary_path: must not contain spaces");
-    for (const char *p = c->replica_check_path; *p; p++)
-        if (*p == ' ')
-            return fail(err, errsz, "checks.replica_path: must not contain spaces");
+    const char *paths[][2] = {{"checks.primary_path", c->primary_check_path},
+                              {"checks.replica_path", c->replica_check_path}};
+    for (size_t i = 0; i < 2; i++) {
+        if (paths[i][1][0] != '/')
+            return fail(err, errsz, "%s: '%s' must start with /", paths[i][0], paths[i][1]);
+        if (strchr(paths[i][1], ' '))
+            return fail(err, errsz, "%s: must not contain spaces", paths[i][0]);
+    }
     if (c->dcs_retry_min_ms > c->dcs_retry_max_ms)
         return fail(err, errsz, "dcs.retry_min_ms (%u) is above dcs.retry_max_ms (%u)",
                     c->dcs_retry_min_ms, c->dcs_retry_max_ms);
