@@ -191,6 +191,8 @@ static void view_clear(agent *a)
     a->failover_leader[0] = a->failover_member[0] = '\0';
     a->failover_present = 0;
     a->optime = 0;
+    a->sync_present = 0;
+    a->sync_leader[0] = a->sync_standby[0] = '\0';
     json_decref(a->members);
     a->members = json_object();
     json_decref(a->history);
@@ -241,6 +243,18 @@ static void view_from_range(agent *a, const etcd_result *r)
             } else {
                 json_decref(j);
             }
+        } else if (strcmp(name, "sync") == 0) {
+            json_t *j = json_loads(kv->value, 0, NULL);
+            const char *l = json_string_value(json_object_get(j, "leader"));
+            const char *st = json_string_value(json_object_get(j, "sync_standby"));
+            if (l) {
+                a->sync_present = 1;
+                snprintf(a->sync_leader, sizeof(a->sync_leader), "%s", l);
+                /* Patroni writes several as "a,b"; we name one: take the first */
+                snprintf(a->sync_standby, sizeof(a->sync_standby), "%.*s",
+                         st ? (int)strcspn(st, ",") : 0, st ? st : "");
+            }
+            json_decref(j);
         } else if (strcmp(name, "history") == 0) {
             json_t *j = json_loads(kv->value, 0, NULL);
             if (json_is_array(j))
@@ -427,9 +441,12 @@ static void start_postgres(agent *a, int replica)
     } else {
         a->following[0] = '\0';
     }
-    if (pgfiles_write_conf(&a->cfg, a->dyn.parameters, replica, &up, a->uid, a->gid, err,
-                           sizeof(err)) != 0 ||
-        pgfiles_write_hba(&a->cfg, a->uid, a->gid, err, sizeof(err)) != 0) {
+    if (replica)
+        a->ssn[0] = '\0'; /* a primary's synchronous_standby_names is chosen anew */
+    json_t *params = sync_conf_params(a, replica);
+    int wrc = pgfiles_write_conf(&a->cfg, params, replica, &up, a->uid, a->gid, err, sizeof(err));
+    json_decref(params);
+    if (wrc != 0 || pgfiles_write_hba(&a->cfg, a->uid, a->gid, err, sizeof(err)) != 0) {
         log_error("cannot write postgres configuration: %s", err);
         return;
     }
@@ -471,8 +488,10 @@ void agent_pg_reload(agent *a)
         up.port = port;
         up.slot = a->dyn.use_slots ? slot : NULL;
     }
-    if (pgfiles_write_conf(&a->cfg, a->dyn.parameters, replica, &up, a->uid, a->gid, err,
-                           sizeof(err)) != 0) {
+    json_t *params = sync_conf_params(a, replica);
+    int wrc = pgfiles_write_conf(&a->cfg, params, replica, &up, a->uid, a->gid, err, sizeof(err));
+    json_decref(params);
+    if (wrc != 0) {
         log_error("reload: %s", err);
         return;
     }
@@ -1535,6 +1554,8 @@ static void act(agent *a, const ha_output *d)
         if (a->failover_present && !a->failover_member[0] && !a->failover_leader[0])
             break;
         ensure_slots(a);
+        if (!a->st.in_recovery && a->st.valid)
+            sync_leader_step(a);
         break;
     case HA_DEMOTE:
         log_warn("demoting: %s", d->reason);
@@ -1637,6 +1658,9 @@ static void decide_and_act(agent *a)
         a->unlocked_since_ms && now_ms(a) < a->unlocked_since_ms + (uint64_t)a->dyn.ttl * 2000;
     in.async_busy = a->busy || (a->pg && a->pg_stop_requested);
     in.failsafe_hold = now_ms(a) < a->failsafe_hold_until_ms;
+    in.sync_mode = a->dyn.synchronous_mode;
+    in.sync_leader = a->sync_present ? a->sync_leader : NULL;
+    in.sync_standby = a->sync_present ? a->sync_standby : NULL;
     in.resume_candidate = a->resume_candidate && !a->pg;
     in.resume_wal = a->resume_wal;
     in.resume_timeline = a->resume_timeline;

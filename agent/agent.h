@@ -65,6 +65,11 @@ typedef struct agent {
     int failover_present;
     int64_t failover_mod;
     int64_t optime;
+    /* DCS sync key (synchronous mode): leader and its synchronous standby ("" none) */
+    int sync_present;
+    char sync_leader[HA_NAME_MAX], sync_standby[HA_NAME_MAX];
+    /* synchronous_standby_names this primary runs with (agent/sync.c), "" = async */
+    char ssn[HA_NAME_MAX + 4];
     json_t *members;      /* object: name -> member JSON (owned) */
     json_t *config_json;  /* DCS config (owned) or NULL */
     json_t *history;      /* DCS history array (owned) or NULL */
@@ -148,5 +153,13 @@ void agent_restart_postgres(agent *a);
 void rest_cycle(agent *a);
 int rest_start(agent *a);
 json_t *rest_status_json(const agent *a);
+
+/* Synchronous mode (agent/sync.c). */
+void sync_leader_step(agent *a);
+/* postgresql.parameters for this node's postgresql.conf: the DCS ones plus the primary's
+ * synchronous_standby_names. New reference. */
+json_t *sync_conf_params(const agent *a, int replica);
+/* This member is the synchronous standby named in the sync key (synchronous mode on). */
+int sync_is_standby(const agent *a);
 
 #endif

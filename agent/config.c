@@ -1001,7 +1001,9 @@ int agent_dyn_config_parse(agent_dyn_config *dyn, const json_t *obj, char *err, 
     dyn->member_slots_ttl = mst;
     /* Failsafe is on by default here (Patroni: off); see the timing comment in agent/agent.c. */
     if (dyn_bool(obj, "failsafe_mode", 1, &dyn->failsafe_mode, err, errsz) ||
-        dyn_bool(obj, "pause", 0, &dyn->pause, err, errsz))
+        dyn_bool(obj, "pause", 0, &dyn->pause, err, errsz) ||
+        dyn_bool(obj, "synchronous_mode", 0, &dyn->synchronous_mode, err, errsz) ||
+        dyn_bool(obj, "synchronous_mode_strict", 0, &dyn->synchronous_mode_strict, err, errsz))
         return -1;
     json_t *pg = json_object_get(obj, "postgresql");
     if (pg && !json_is_null(pg) && !json_is_object(pg)) {

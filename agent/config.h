@@ -38,7 +38,9 @@ typedef struct agent_dyn_config {
     int use_slots;
     int failsafe_mode;
     int pause;
-    json_t *parameters; /* postgresql.parameters object (owned) */
+    int synchronous_mode;        /* Patroni's synchronous_mode (agent/sync.c) */
+    int synchronous_mode_strict; /* no sync standby: block commits instead of going async */
+    json_t *parameters;          /* postgresql.parameters object (owned) */
 } agent_dyn_config;
 
 typedef struct agent_config {

@@ -49,6 +49,15 @@ static void race(const ha_input *in, ha_output *out)
         out_set(out, HA_WAIT, "paused: replicas do not take the leader lock");
         return;
     }
+    /* Synchronous mode: only the standby the sync key names (it has every acknowledged
+     * commit) or that key's leader itself may take over (Patroni: sync.matches). */
+    if (in->sync_mode && in->sync_leader && in->sync_leader[0] && in->sync_standby &&
+        in->sync_standby[0] && !is_me(in, in->sync_leader) && !is_me(in, in->sync_standby)) {
+        out_set(out, HA_WAIT,
+                "synchronous mode: only the synchronous standby %s may take over from %s",
+                in->sync_standby, in->sync_leader);
+        return;
+    }
     /* Switchover in progress: the old leader stays out while someone else can win; a
      * named candidate wins alone if it is reachable. */
     if (in->failover_member && in->failover_member[0] && !is_me(in, in->failover_member)) {
@@ -95,9 +104,16 @@ static void race(const ha_input *in, ha_output *out)
         return;
     }
     int others_healthy = 0;
+    int sync_restricted = in->sync_mode && in->sync_leader && in->sync_leader[0] &&
+                          in->sync_standby && in->sync_standby[0];
     for (size_t i = 0; i < in->npeers; i++) {
         const ha_peer *p = &in->peers[i];
         if (!p->reachable || is_me(in, p->name))
+            continue;
+        /* synchronous mode: a member that may not take over does not compete either (an
+         * asynchronous standby may even hold WAL no commit was acknowledged for) */
+        if (sync_restricted && !p->is_primary && strcmp(p->name, in->sync_standby) != 0 &&
+            strcmp(p->name, in->sync_leader) != 0)
             continue;
         if (p->is_primary) {
             out_set(out, HA_WAIT, "primary %s is still alive", p->name);
@@ -175,6 +191,8 @@ static const char *resume_blocker(const ha_input *in, char *buf, size_t bufsz)
     if ((in->failover_member && in->failover_member[0]) ||
         (in->failover_leader && in->failover_leader[0]))
         return "a switchover is pending";
+    if (in->sync_mode && in->sync_leader && in->sync_leader[0] && !is_me(in, in->sync_leader))
+        return "synchronous mode: the sync key names another leader";
     int cluster_tl = in->cluster_timeline > 0 ? in->cluster_timeline : 1;
     if (in->resume_timeline < cluster_tl) {
         snprintf(buf, bufsz, "my timeline %d is older than the cluster's %d", in->resume_timeline,

@@ -49,6 +49,10 @@ typedef struct ha_input {
     int wait_for_starting; /* still within the grace for peers whose postgres is starting */
     int async_busy;        /* initdb/clone/rewind/stop... in flight */
     int failsafe_hold;     /* a primary sent POST /failsafe less than ttl ago */
+    /* synchronous mode: the DCS sync key (NULL when absent) */
+    int sync_mode;
+    const char *sync_leader;
+    const char *sync_standby; /* "" no synchronous standby */
     /* postgres not started yet by this agent, and pg_control says the data dir last ran as
      * the primary ("shut down" or "in production"): where it stopped. See resume_blocker. */
     int resume_candidate;

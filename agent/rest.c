@@ -172,11 +172,15 @@ static int health_code(const agent *a, const http_request *r)
         return replica_ok ? 200 : 503;
     if (strstr(p, "health"))
         return running(a) ? 200 : 503;
+    /* synchronous mode: the standby the sync key names is "sync", the others "async" */
+    int is_sync = sync_is_standby(a);
     if (strstr(p, "read-only-sync") || strstr(p, "read-only-synchronous"))
-        return primary_code == 200 ? 200 : 503;
+        return primary_code == 200 || (replica_ok && is_sync) ? 200 : 503;
     if (strstr(p, "async") || strstr(p, "asynchronous"))
-        return a->dcs_ok && replica_ok ? 200 : 503;
-    return 503; /* /sync, /synchronous (no synchronous_mode), anything else */
+        return a->dcs_ok && replica_ok && !is_sync ? 200 : 503;
+    if (strstr(p, "sync"))
+        return a->dcs_ok && replica_ok && is_sync ? 200 : 503;
+    return 503;
 }
 
 static int authorized(agent *a, http_conn *c, const http_request *r)
@@ -226,7 +230,12 @@ static json_t *cluster_json(agent *a)
         int leader = strcmp(names[i], a->leader) == 0;
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(names[i]));
-        json_object_set_new(o, "role", json_string(leader ? "leader" : "replica"));
+        int sync = !leader && a->dyn.synchronous_mode && a->sync_present &&
+                   strcmp(a->sync_standby, names[i]) == 0;
+        json_object_set_new(o, "role",
+                            json_string(leader ? "leader"
+                                        : sync ? "sync_standby"
+                                               : "replica"));
         const char *rs = json_string_value(json_object_get(m, "replication_state"));
         json_object_set(o, "state",
                         !leader && rs ? json_object_get(m, "replication_state")
@@ -291,7 +300,7 @@ static void metrics(agent *a, http_conn *c)
       0);
     M("patroni_replica", "Value is 1 if this node is a replica, 0 otherwise.", "%d", replica);
     M("patroni_sync_standby", "Value is 1 if this node is a sync standby replica, 0 otherwise.",
-      "%d", 0);
+      "%d", replica && sync_is_standby(a));
     M("patroni_xlog_received_location",
       "Current location of the received Postgres transaction "
       "log, 0 if this node is not a replica.",

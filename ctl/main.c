@@ -76,7 +76,7 @@ static void print_list(const json_t *cluster)
 {
     const char *scope = json_string_value(json_object_get(cluster, "scope"));
     printf("Cluster: %s\n", scope ? scope : "?");
-    printf("%-12s %-22s %-8s %-18s %3s %10s\n", "Member", "Host", "Role", "State", "TL",
+    printf("%-12s %-22s %-12s %-18s %3s %10s\n", "Member", "Host", "Role", "State", "TL",
            "Lag in MB");
     size_t i;
     json_t *m;
@@ -97,8 +97,11 @@ static void print_list(const json_t *cluster)
             snprintf(lag, sizeof(lag), "%lld", (long long)(json_integer_value(l) / 1048576));
         else if (json_is_string(l))
             snprintf(lag, sizeof(lag), "%s", json_string_value(l));
-        printf("%-12s %-22s %-8s %-18s %3s %10s\n", json_string_value(json_object_get(m, "name")),
-               host, role && strcmp(role, "leader") == 0 ? "Leader" : "Replica",
+        printf("%-12s %-22s %-12s %-18s %3s %10s\n", json_string_value(json_object_get(m, "name")),
+               host,
+               role && strcmp(role, "leader") == 0         ? "Leader"
+               : role && strcmp(role, "sync_standby") == 0 ? "Sync Standby"
+                                                           : "Replica",
                json_string_value(json_object_get(m, "state"))
                    ? json_string_value(json_object_get(m, "state"))
                    : "",

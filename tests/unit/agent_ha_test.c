@@ -323,7 +323,46 @@ static void s_resume_locked(ha_input *in)
     in->leader = "pg-0";
 }
 
+/* synchronous mode: pg-0 was the leader, the sync key names the synchronous standby */
+static void s_sync(ha_input *in, const char *standby)
+{
+    s_unlocked_polled(in);
+    in->sync_mode = 1;
+    in->sync_leader = "pg-0";
+    in->sync_standby = standby;
+}
+static void s_sync_not_me(ha_input *in)
+{
+    s_sync(in, "pg-2");
+}
+static void s_sync_me_tie_with_async_lower_name(ha_input *in)
+{
+    s_sync(in, "pg-1");
+    in->me = "pg-3";
+    in->sync_standby = "pg-3";
+    memset(peers, 0, sizeof(peers));
+    strcpy(peers[0].name, "pg-1"); /* asynchronous, same WAL, lower name: does not compete */
+    peers[0].reachable = 1;
+    peers[0].wal = in->my_wal;
+    in->peers = peers;
+    in->npeers = 1;
+}
+static void s_sync_empty_standby(ha_input *in)
+{
+    s_sync(in, "");
+}
+static void s_sync_mode_off(ha_input *in)
+{
+    s_sync(in, "pg-2");
+    in->sync_mode = 0;
+}
+
 static const struct row rows[] = {
+    {"sync mode: not the synchronous standby: wait", s_sync_not_me, HA_WAIT},
+    {"sync mode: the synchronous standby ignores async peers' tie-break",
+     s_sync_me_tie_with_async_lower_name, HA_ACQUIRE},
+    {"sync mode, no synchronous standby named: race as usual", s_sync_empty_standby, HA_ACQUIRE},
+    {"sync key left over with sync mode off: race as usual", s_sync_mode_off, HA_ACQUIRE},
     {"former leader first after full stop: take the lock, start as primary", s_resume, HA_ACQUIRE},
     {"... asks the other members first", s_resume_unpolled, HA_POLL_PEERS},
     {"... on timeline 1 with no history key", s_resume_no_history, HA_ACQUIRE},
