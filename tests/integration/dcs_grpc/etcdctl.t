@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
-import time
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grpclib import (Cluster, dcs_binary, done, etcdctl, normalize, ok,  # noqa: E402
@@ -129,6 +129,10 @@ def scenario(c):
                                                "--order=DESCEND"])
     run("get -w table", ["get", "foo", "-w", "table"])
     run("get missing", ["get", "nothing-here"])
+    run("get --consistency=s (serializable)", ["get", "foo", "--consistency=s", "-w", "json"])
+    run("put --ignore-value", ["put", "foo", "--ignore-value", "-w", "json"])
+    run("put --ignore-value on a missing key", ["put", "nokey", "--ignore-value"])
+    run("put --ignore-lease", ["put", "foo", "bar2", "--ignore-lease"])
     run("get --rev in the future", ["get", "foo", "--rev=1000"])
     run("txn success from stdin", ["txn"], stdin=TXN_OK)
     run("txn failure from stdin -w json", ["txn", "-w", "json"], stdin=TXN_FAIL)
@@ -156,6 +160,29 @@ def scenario(c):
     run("lease timetolive revoked", ["lease", "timetolive", lease])
     run("lease keep-alive --once revoked", ["lease", "keep-alive", "--once", lease])
     run("put with unknown lease", ["put", "x", "y", "--lease=1234abcd"])
+    # a running keep-alive stream sees its lease revoked by another client
+    rc, out, _ = etcdctl(urls[0], ["lease", "grant", "6"])
+    short = out.split()[1] if rc == 0 and len(out.split()) > 1 else "0"
+    env = dict(os.environ, ETCDCTL_API="3")
+    ka = subprocess.Popen(["etcdctl", "--endpoints=" + urls[1], "lease", "keep-alive", short],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(iter(ka.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    wait_for(lambda: any("keepalived" in ln for ln in got), 10)  # the stream is running
+    etcdctl(urls[2], ["lease", "revoke", short])
+    try:
+        ka.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        ka.kill()
+        ka.wait()
+        got.append("(keep-alive did not end)")
+    reader.join(timeout=5)
+    kout = "".join(got)
+    lines = sorted(set(ln for ln in kout.splitlines() if not ln.startswith('{"level"')))
+    res.append(("lease keep-alive ends when another client revokes", ka.returncode,
+                "\n".join(lines), "", False))
     # watches fed by another client
     r = revision(urls)
     out = watch_session(urls, ["--prefix", "w", "--rev=%d" % (r + 1)],
