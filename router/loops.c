@@ -67,6 +67,9 @@ struct router_loops {
  * until they end, whenever that is; a removed backend's slot is reused once its count is 0
  * and no backend of that name is left. Only the main loop assigns slots. */
 static backend_load loads[MAX_ALL];
+/* Client fds of every loop (limits.max_connections counts them all). Static like loads:
+ * sessions decrement it whenever they end. */
+static _Atomic uint64_t all_sessions;
 
 unsigned router_loops_wanted(const router_config *cfg)
 {
@@ -363,6 +366,7 @@ static int worker_init(router_loops *L, loop_worker *w, unsigned idx, char *err,
         snprintf(err, errsz, "loop %u: out of memory", idx);
         goto fail;
     }
+    w->r.all_sessions = &all_sessions;
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->efd < 0 || evloop_add_fd(w->loop, w->efd, EPOLLIN, on_wake, w) < 0) {
         snprintf(err, errsz, "loop %u: eventfd: %s", idx, strerror(errno));
@@ -405,6 +409,8 @@ router_loops *router_loops_start(router *main_r, unsigned extra, char *err, size
         return NULL;
     }
     L->main = main_r;
+    atomic_fetch_add(&all_sessions, main_r->sessions_total_cur);
+    main_r->all_sessions = &all_sessions;
     for (size_t i = 0; i < main_r->n_all; i++)
         main_r->backends[i]->load = load_slot(L, main_r->backends[i]->conf.name);
     for (unsigned i = 0; i < extra; i++) {
@@ -435,6 +441,10 @@ void router_loops_stop(router_loops *L)
     if (m->on_targets_arg == L) {
         m->on_targets = NULL;
         m->stats_view = NULL;
+    }
+    if (m->all_sessions == &all_sessions) {
+        atomic_fetch_sub(&all_sessions, m->sessions_total_cur);
+        m->all_sessions = NULL;
     }
     for (unsigned i = 0; i < L->n; i++) {
         loop_worker *w = &L->w[i];

@@ -190,6 +190,8 @@ static void session_close(session *s, enum close_reason why)
     release_half(&r->pool, &s->down);
     pl->fe.scur--;
     r->sessions_total_cur--;
+    if (r->all_sessions)
+        atomic_fetch_sub_explicit(r->all_sessions, 1, memory_order_relaxed);
     free(s);
 }
 
@@ -668,7 +670,10 @@ static void on_accept(evloop *loop, int fd, uint32_t ev, void *arg)
             return;
         }
         uint64_t now = evloop_now_ms(loop);
-        if (r->sessions_total_cur >= r->cfg.max_connections) {
+        uint64_t held = r->all_sessions
+                            ? atomic_load_explicit(r->all_sessions, memory_order_relaxed)
+                            : r->sessions_total_cur;
+        if (held >= r->cfg.max_connections) {
             pl->fe.denied++;
             pg_refuse(cfd, "53300", "appliance-router: too many connections");
             close(cfd);
@@ -695,6 +700,8 @@ static void on_accept(evloop *loop, int fd, uint32_t ev, void *arg)
             continue;
         }
         r->sessions_total_cur++;
+        if (r->all_sessions)
+            atomic_fetch_add_explicit(r->all_sessions, 1, memory_order_relaxed);
         pl->fe.scur++;
         pl->fe.stot++;
         if (pl->fe.scur > pl->fe.smax)

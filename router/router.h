@@ -114,6 +114,8 @@ struct router {
     void *on_targets_arg;
     int mirror;
     backend *mirror_write;
+    /* Client fds held by every loop together: limits.max_connections is for the process. */
+    _Atomic uint64_t *all_sessions;
     /* 8404 renders a merged view of every loop's counters when set. */
     router *(*stats_view)(const router *r, void *arg);
     void *stats_view_arg;

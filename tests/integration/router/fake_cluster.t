@@ -143,7 +143,7 @@ if not wait(etcd_ready, 20, 0.1):
     sys.exit(1)
 
 # ---- router ----
-def write_config(path, backends=("pg-0", "pg-1", "pg-2"), hold_ms=1500, extra=None):
+def write_config(path, backends=("pg-0", "pg-1", "pg-2"), hold_ms=1500, extra=None, max_conn=10000):
     lines = [
         "scope: pg-cluster",
         "listen:",
@@ -153,7 +153,7 @@ def write_config(path, backends=("pg-0", "pg-1", "pg-2"), hold_ms=1500, extra=No
         "dcs:",
         f"  endpoints: [http://{ETCD_IP}:{ETCD_PORT}]",
         "checks: {interval_ms: 200, timeout_ms: 500, rise: 2, fall: 2, fast_interval_ms: 10}",
-        f"limits: {{hold_ms: {hold_ms}, connect_timeout_ms: 500}}",
+        f"limits: {{hold_ms: {hold_ms}, connect_timeout_ms: 500, max_connections: {max_conn}}}",
         "backends:",
     ]
     for b in backends:
@@ -425,6 +425,23 @@ try:
     who, s = land(P5000)
     ok(who == "pg-0", f"writes land on pg-0 ({who})")
     if s: s.close()
+
+    # --- limits.max_connections holds for the process, whatever loop a client lands in ---
+    write_config(cfg, backends=("pg-0", "pg-2"), hold_ms=1000, extra="dcs: {grace_ms: 1500}", max_conn=6)
+    router.send_signal(signal.SIGHUP)
+    def slim():
+        try:
+            with urllib.request.urlopen(f"http://{ROUTER_IP}:{P8404}/;csv", timeout=2) as r:
+                row = [l for l in r.read().decode().splitlines() if l.startswith("primary,FRONTEND,")][0]
+            return row.split(",")[6]
+        except Exception:
+            return None
+    ok(wait(lambda: slim() == "6", 3), "reload to max_connections 6 applied")
+    held = [land(P5000) for _ in range(10)]
+    served = sum(1 for w, _ in held if w == "pg-0")
+    ok(served == 6, f"10 clients with max_connections 6: {served} served, the rest refused (all loops count)")
+    for _, s in held:
+        if s: s.close()
 
     # --- bad config at start ---
     open(cfg, "w").write("checks: {interval_ms: soon}\n")
