@@ -39,6 +39,13 @@ static const struct {
     {"/etcdserverpb.Maintenance/HashKV", GM_HASHKV},
     {"/etcdserverpb.Maintenance/MoveLeader", GM_MOVE_LEADER},
     {"/grpc.health.v1.Health/Check", GM_HEALTH_CHECK},
+    {"/etcdserverpb.Auth/Authenticate", GM_AUTHENTICATE},
+    {"/etcdserverpb.Auth/AuthEnable", GM_AUTH_ENABLE},
+    {"/etcdserverpb.Auth/AuthDisable", GM_AUTH_DISABLE},
+    {"/etcdserverpb.Auth/UserList", GM_USER_LIST},
+    {"/etcdserverpb.Auth/RoleList", GM_ROLE_LIST},
+    {"/etcdserverpb.Auth/UserGet", GM_USER_GET},
+    {"/etcdserverpb.Auth/RoleGet", GM_ROLE_GET},
 };
 
 int grpc_method_of(const char *path)
@@ -185,7 +192,8 @@ static void on_request(h2_stream *st, const char *method, const char *path, cons
                      strncmp(svc, "etcdserverpb.Watch/", 19) == 0 ||
                      strncmp(svc, "etcdserverpb.Maintenance/", 25) == 0 ||
                      strncmp(svc, "etcdserverpb.Cluster/", 21) == 0 ||
-                     strncmp(svc, "grpc.health.v1.Health/", 22) == 0;
+                     strncmp(svc, "grpc.health.v1.Health/", 22) == 0 ||
+                     strncmp(svc, "etcdserverpb.Auth/", 18) == 0;
         if (known && slash)
             snprintf(msg, sizeof(msg), "unknown method %s for service %.*s", slash + 1, svclen,
                      svc);

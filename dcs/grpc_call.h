@@ -51,6 +51,14 @@ enum grpc_method {
     GM_HASHKV,
     GM_MOVE_LEADER,
     GM_HEALTH_CHECK, /* grpc.health.v1.Health/Check, which etcd registers too */
+    /* Auth, as an etcd with authentication disabled answers (we have none) */
+    GM_AUTHENTICATE,
+    GM_AUTH_ENABLE,
+    GM_AUTH_DISABLE,
+    GM_USER_LIST,
+    GM_ROLE_LIST,
+    GM_USER_GET,
+    GM_ROLE_GET,
     GM_COUNT
 };
 

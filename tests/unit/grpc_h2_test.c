@@ -249,8 +249,10 @@ TEST(errors_as_grpc_go_sends_them)
     } cases[] = {
         {"/etcdserverpb.KV/Nope", "application/grpc", empty_msg, 5, 200, "12",
          "unknown method Nope for service etcdserverpb.KV"},
-        {"/etcdserverpb.Auth/UserList", "application/grpc", empty_msg, 5, 200, "12",
-         "unknown service etcdserverpb.Auth"},
+        {"/etcdserverpb.Nope/Get", "application/grpc", empty_msg, 5, 200, "12",
+         "unknown service etcdserverpb.Nope"},
+        {"/etcdserverpb.Auth/UserAdd", "application/grpc", empty_msg, 5, 200, "12",
+         "unknown method UserAdd for service etcdserverpb.Auth"},
         {"/etcdserverpb.KV/Range", "application/json", empty_msg, 5, 415, "", ""},
         {"/etcdserverpb.KV/Range", "application/grpc", (const uint8_t *)"\1\0\0\0\0", 5, 200, "12",
          "grpc: Decompressor is not installed for grpc-encoding \"\""},

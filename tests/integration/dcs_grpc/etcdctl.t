@@ -210,6 +210,12 @@ def scenario(c):
     run("endpoint health", ["endpoint", "health"], sort=True, all_members=True)
     run("alarm list", ["alarm", "list"])
     run("defrag", ["defrag"], sort=True, all_members=True)
+    run("user list (auth disabled)", ["user", "list"])
+    run("role list (auth disabled)", ["role", "list"])
+    run("user get root (auth disabled)", ["user", "get", "root"])
+    run("auth enable without a root user", ["auth", "enable"])
+    run("auth disable", ["auth", "disable"])
+    run("get with --user while auth is disabled", ["--user=root:pw", "get", "foo"])
     run("move-leader to an unknown member", ["move-leader", "1234abcd"], all_members=True)
     rc, out, _ = etcdctl(urls, ["endpoint", "status", "-w", "json"])
     try:
