@@ -240,7 +240,7 @@ void grpc_front_free(grpc_front *g)
         sniff_free(g->sniffing, true); // NOLINT(clang-analyzer-unix.Malloc): unlinks the head
     for (gconn *x = g->conns, *nx; x; x = nx) {
         nx = x->next;
-        h2_conn_close(x->c); /* conn_gone unlinks and frees x */
+        h2_conn_shutdown(x->c); /* conn_gone unlinks and frees x */
     }
     free(g);
 }

@@ -98,6 +98,8 @@ static void conn_free(h2_conn *c)
     free(c);
 }
 
+static int flush(h2_conn *c);
+
 void h2_conn_close(h2_conn *c)
 {
     c->dead = true;
@@ -107,6 +109,13 @@ void h2_conn_close(h2_conn *c)
 
 void h2_conn_shutdown(h2_conn *c)
 {
+    /* GOAWAY first (best effort, one write): clients move to another member at once
+     * instead of reading a reset connection as a network failure */
+    if (!c->dead && nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR) == 0) {
+        c->depth++;
+        (void)flush(c);
+        c->depth--;
+    }
     h2_conn_close(c);
 }
 

@@ -46,7 +46,7 @@ h2_conn *h2_conn_new(evloop *loop, int fd, const h2_limits *lim, const h2_handle
                      void (*on_gone)(h2_conn *c, void *arg));
 /* Closes the connection (streams get on_close). Safe from inside handler callbacks. */
 void h2_conn_close(h2_conn *c);
-/* Sends GOAWAY and closes once open streams are done (server stop). */
+/* Server stop: sends GOAWAY (one best-effort write), then closes like h2_conn_close. */
 void h2_conn_shutdown(h2_conn *c);
 
 void h2_stream_set_user(h2_stream *st, void *user);
