@@ -77,22 +77,26 @@ for name, m in (("put", put), ("range", rng)):
     open(sys.argv[1] + "/" + name + ".bin", "wb").write(b"\0" + struct.pack(">I", len(m)) + m)
 PY
 
-# 1. etcdctl wall time per command (median, p90) in ms
-etcdctl_times() { # url verb... -> "median p90"
-  local url=$1; shift
-  python3 - "$url" "$ops" "$@" <<'PY'
+# 1. etcdctl wall time per command (median, p90) in ms; ours and etcd alternate run by run
+#    so a load change on the host hits both alike
+etcdctl_times() { # verb args... -> "ours_median ours_p90 etcd_median etcd_p90"
+  python3 - "$ours" "$etcd" "$ops" "$@" <<'PY'
 import subprocess, sys, time
-url, n, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-ts = []
+urls, n, args = sys.argv[1:3], int(sys.argv[3]), sys.argv[4:]
+ts = {u: [] for u in urls}
 for i in range(n):
-    a = [x.replace("{i}", str(i)) for x in args]
-    t = time.perf_counter()
-    r = subprocess.run(["etcdctl", "--endpoints=" + url] + a, capture_output=True)
-    ts.append((time.perf_counter() - t) * 1000)
-    if r.returncode != 0:
-        sys.exit("etcdctl failed: " + r.stderr.decode()[-300:])
-ts.sort()
-print("%.2f %.2f" % (ts[len(ts) // 2], ts[int(len(ts) * 0.9)]))
+    for u in urls:
+        a = [x.replace("{i}", str(i)) for x in args]
+        t = time.perf_counter()
+        r = subprocess.run(["etcdctl", "--endpoints=" + u] + a, capture_output=True)
+        ts[u].append((time.perf_counter() - t) * 1000)
+        if r.returncode != 0:
+            sys.exit("etcdctl failed: " + r.stderr.decode()[-300:])
+out = []
+for u in urls:
+    v = sorted(ts[u])
+    out += ["%.2f" % v[len(v) // 2], "%.2f" % v[int(len(v) * 0.9)]]
+print(" ".join(out))
 PY
 }
 
@@ -101,8 +105,7 @@ ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]);
 printf '\n%-34s %12s %12s %8s\n' "etcdctl (whole process), ms" "ours" "etcd" "ratio"
 for verb in put get; do
   if [ $verb = put ]; then args=(put "bench/etcdctl-{i}" value-{i}); else args=(get bench/etcdctl-1); fi
-  read -r om o9 < <(etcdctl_times "$ours" "${args[@]}")
-  read -r em e9 < <(etcdctl_times "$etcd" "${args[@]}")
+  read -r om o9 em e9 < <(etcdctl_times "${args[@]}")
   printf '%-34s %12s %12s %8s\n' "etcdctl $verb median" "$om" "$em" "$(ratio "$om" "$em")"
   printf '%-34s %12s %12s %8s\n' "etcdctl $verb p90" "$o9" "$e9" "$(ratio "$o9" "$e9")"
 done
