@@ -124,8 +124,7 @@ int grpc_call_send(grpc_call *call, const pb_buf *b)
             return -1;
         call->begun = true;
     }
-    if (h2_stream_write(call->st, pre, 5) != 0 ||
-        (b->len && h2_stream_write(call->st, b->data, b->len) != 0)) {
+    if (h2_stream_write2(call->st, pre, 5, b->data, b->len) != 0) {
         call->failed = true;
         h2_stream_reset(call->st, 0x8 /* CANCEL */);
         return -1;

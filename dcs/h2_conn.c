@@ -42,6 +42,7 @@ struct h2_conn {
     void (*on_gone)(h2_conn *c, void *arg);
     h2_stream *streams;
     size_t nstreams;
+    size_t queued; /* bytes in every stream's queue */
     uint8_t *wbuf;
     size_t wlen, woff, wcap;
     int depth; /* >0 while inside our callbacks: frees are deferred */
@@ -55,6 +56,7 @@ void h2_limits_default(h2_limits *lim)
     lim->max_streams = 128;
     lim->max_header_bytes = 16384;
     lim->max_stream_out_bytes = 4u << 20;
+    lim->max_conn_out_bytes = 16u << 20;
     lim->idle_timeout_ms = 300000;
     lim->window_bytes = 1u << 20;
 }
@@ -235,6 +237,7 @@ static ssize_t read_cb(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
     size_t n = avail < length ? avail : length;
     memcpy(buf, st->out + st->out_off, n);
     st->out_off += n;
+    st->c->queued -= n;
     if (st->out_off == st->out_len) { /* drained: a burst's buffer is not kept */
         free(st->out);
         st->out = NULL;
@@ -284,12 +287,22 @@ int h2_stream_begin(h2_stream *st, int status, const h2_header *hdrs, size_t n)
     return 0;
 }
 
-int h2_stream_write(h2_stream *st, const void *data, size_t len)
+/* The bounds apply to backlog: one message is always taken when nothing waits (a unary
+ * answer may be large: it exists in memory anyway), more only while the stream's and the
+ * connection's queues stay under their limits (a client that stops reading a watch). */
+static bool over_limit(size_t queued, size_t add, size_t max)
 {
-    if (!st->begun || st->ending || st->c->dead)
+    return queued > 0 && (queued > max || add > max - queued);
+}
+
+int h2_stream_write2(h2_stream *st, const void *a, size_t alen, const void *b, size_t blen)
+{
+    h2_conn *c = st->c;
+    if (!st->begun || st->ending || c->dead)
         return -1;
-    size_t queued = st->out_len - st->out_off;
-    if (len > st->c->lim.max_stream_out_bytes - queued || queued > st->c->lim.max_stream_out_bytes)
+    size_t queued = st->out_len - st->out_off, len = alen + blen;
+    if (over_limit(queued, len, c->lim.max_stream_out_bytes) ||
+        over_limit(c->queued, len, c->lim.max_conn_out_bytes))
         return -1;
     if (st->out_off) { /* keep the live bytes at the front */
         memmove(st->out, st->out + st->out_off, queued);
@@ -300,10 +313,19 @@ int h2_stream_write(h2_stream *st, const void *data, size_t len)
     if (!nb)
         return -1;
     st->out = nb;
-    memcpy(st->out + st->out_len, data, len);
+    if (alen)
+        memcpy(st->out + st->out_len, a, alen);
+    if (blen)
+        memcpy(st->out + st->out_len + alen, b, blen);
     st->out_len += len;
+    c->queued += len;
     resume(st);
     return 0;
+}
+
+int h2_stream_write(h2_stream *st, const void *data, size_t len)
+{
+    return h2_stream_write2(st, data, len, NULL, 0);
 }
 
 int h2_stream_end(h2_stream *st, const h2_header *trailers, size_t n)
@@ -413,6 +435,7 @@ static int on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_cod
     if (!st)
         return 0;
     nghttp2_session_set_stream_user_data(sess, id, NULL);
+    c->queued -= st->out_len - st->out_off;
     if (c->h.on_close)
         c->h.on_close(st, c->arg);
     if (st->prev)

@@ -22,6 +22,7 @@ typedef struct h2_limits {
     uint32_t max_streams;        /* concurrent streams per connection; default 128 */
     uint32_t max_header_bytes;   /* header list size; default 16 KiB */
     size_t max_stream_out_bytes; /* queued response bytes per stream; default 4 MiB */
+    size_t max_conn_out_bytes;   /* the same over all streams; default 16 MiB */
     uint32_t idle_timeout_ms;    /* no stream and no bytes for this long: close; 300 s */
     uint32_t window_bytes;       /* initial stream window we announce; default 1 MiB */
 } h2_limits;
@@ -58,9 +59,12 @@ typedef struct h2_header {
 
 /* Response headers (":status" added by us) and a streaming body. 0 or -1. */
 int h2_stream_begin(h2_stream *st, int status, const h2_header *hdrs, size_t n);
-/* Queues body bytes. -1 when the stream is gone or its queue would exceed the limit (the
- * caller then resets it). */
+/* Queues body bytes. -1 when the stream is gone, or when bytes already wait and these
+ * would take the stream's or the connection's queue past its limit (the caller then
+ * resets it); a write into an empty queue is always taken. */
 int h2_stream_write(h2_stream *st, const void *data, size_t len);
+/* The same for two pieces taken as one (a gRPC prefix and its message). */
+int h2_stream_write2(h2_stream *st, const void *a, size_t alen, const void *b, size_t blen);
 /* Ends the response with trailers after the queued body; without h2_stream_begin the
  * headers and trailers go out as one HEADERS frame ("trailers-only", as gRPC errors). */
 int h2_stream_end(h2_stream *st, const h2_header *trailers, size_t n);

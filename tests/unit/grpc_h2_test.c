@@ -18,7 +18,8 @@
 #include "log.h"
 
 /* ---- server side: a stub service ---- */
-static size_t stream_bytes; /* size of the one response a Watch call streams */
+static size_t stream_bytes; /* size of each response a Watch call streams */
+static int stream_msgs = 1; /* how many */
 static int sent_fail;       /* grpc_call_send returned -1 */
 
 static void on_message(grpc_call *call, const uint8_t *msg, size_t len, void *arg)
@@ -29,8 +30,9 @@ static void on_message(grpc_call *call, const uint8_t *msg, size_t len, void *ar
         uint8_t *blob = calloc(1, stream_bytes);
         pb_bytes(&b, 1, blob, stream_bytes);
         free(blob);
-        if (grpc_call_send(call, &b) != 0)
-            sent_fail++;
+        for (int i = 0; i < stream_msgs; i++)
+            if (grpc_call_send(call, &b) != 0)
+                sent_fail++;
     } else {
         v3_header h = {1, 2, 3, 4};
         pb_enc_header_only(&b, &h);
@@ -284,7 +286,8 @@ TEST(flow_control_respected)
 {
     client c;
     client_open(&c, 16384, 0); /* a 16 KiB stream window the client opens by hand */
-    stream_bytes = 200000;     /* below the per-stream queue bound */
+    stream_bytes = lim.max_stream_out_bytes + 50000; /* one message may pass the bound */
+    stream_msgs = 1;
     body b = {empty_msg, 5, 0};
     int32_t id = call(&c, "/etcdserverpb.Watch/Watch", "application/grpc", &b);
     CHECK(id > 0);
@@ -309,7 +312,8 @@ TEST(slow_reader_is_reset_and_bounded)
 {
     client c;
     client_open(&c, 16384, 0);
-    stream_bytes = lim.max_stream_out_bytes + 1024; /* more than a stream may queue */
+    stream_bytes = lim.max_stream_out_bytes / 3 * 2; /* the second one is too much */
+    stream_msgs = 2;
     sent_fail = 0;
     body b = {empty_msg, 5, 0};
     CHECK(call(&c, "/etcdserverpb.Watch/Watch", "application/grpc", &b) > 0);
