@@ -133,10 +133,16 @@ proc *proc_spawn(evloop *loop, char *const argv[], const proc_opts *o, proc_exit
         return NULL;
     }
     if (pid == 0) {
+        /* Default dispositions before unblocking: an ignored SIGINT/SIGQUIT is inherited
+         * across exec (bash starts background jobs that way), and postgres would then drop
+         * a fast-shutdown request that arrives before it installs its handlers. A signal
+         * sent meanwhile stays pending (blocked here, as in the agent) and acts at once. */
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                signal(s, SIG_DFL);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
         setpgid(0, 0); /* own process group: a terminal ^C to the agent is the agent's */
         int in = open(o->stdin_path ? o->stdin_path : "/dev/null", O_RDONLY);
         if (in >= 0 && in != 0) {
