@@ -259,7 +259,7 @@ TEST(grpc_message_percent_encoding)
     grpc_percent_encode("a b%\n\xc3\xa9", out, sizeof(out));
     CHECK_STR(out, "a b%25%0A%C3%A9");
     CHECK_EQ_INT(grpc_method_of("/etcdserverpb.KV/Range"), GM_RANGE);
-    CHECK_EQ_INT(grpc_method_of("/etcdserverpb.Auth/Authenticate"), GM_NONE);
+    CHECK_EQ_INT(grpc_method_of("/etcdserverpb.Auth/UserAdd"), GM_NONE);
     CHECK(grpc_method_streams(GM_WATCH) && !grpc_method_streams(GM_PUT));
 }
 
