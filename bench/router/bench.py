@@ -222,6 +222,13 @@ def cpu_s(pid):
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def host_cpu_s():
+    """Busy CPU seconds of the whole host (all cores), from /proc/stat."""
+    f = open("/proc/stat").readline().split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def children_cpu_s():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -317,7 +324,7 @@ def main():
         tps = {(m, s): [] for m in modes for s in (True, False)}
         cpu = {(m, s): [] for m in pids for s in (True, False)}
         budget = {(m, s): [] for m in modes for s in (True, False)}  # (pgbench, postgres, proxy) us/tx
-        loads = []
+        loads, foreign = [], []
         if "syscalls" in PARTS:
             syscalls(targets, pids, modes)
         for rep in range(REPS if "throughput" in PARTS else 0):
@@ -330,6 +337,7 @@ def main():
                         psql("truncate pgbench_history")
                     c0 = cpu_s(pids[m]) if m in pids else 0
                     b0, p0 = children_cpu_s(), postgres_cpu_s(pm.pid)
+                    h0, w0 = host_cpu_s(), time.monotonic()
                     load0 = os.getloadavg()[0]
                     t, ntx = pgbench(*targets[m], select_only)
                     load1 = os.getloadavg()[0]
@@ -348,6 +356,11 @@ def main():
                         bud = ((children_cpu_s() - b0) / ntx * 1e6, (postgres_cpu_s(pm.pid) - p0) / ntx * 1e6, proxy_us)
                         budget[(m, select_only)].append(bud)
                         us += f"  CPU/tx pgbench {bud[0]:.1f} + postgres {bud[1]:.1f} + proxy {bud[2]:.1f} = {sum(bud):.1f} us"
+                        # what the host spent beyond this benchmark's processes, as a share of all cores
+                        other = (host_cpu_s() - h0) - sum(bud) * ntx / 1e6
+                        share = max(0.0, other / ((time.monotonic() - w0) * (os.cpu_count() or 2)))
+                        foreign.append(share)
+                        us += f"  other work {100 * share:.0f}%"
                     log(f"# rep {rep + 1} {'select-only' if select_only else 'tpc-b'} {m:12s} {t:10.1f} tps{us}"
                         f"  (load {load0:.1f} -> {load1:.1f})")
         for (m, s), v in tps.items():
@@ -360,6 +373,7 @@ def main():
         for (m, s), v in tps.items():
             results[f"tpsall_{'S' if s else 'tpcb'}_{m}"] = v
         results["loads"] = loads
+        results["foreign"] = foreign
 
         if "leader" not in PARTS and "memory" not in PARTS:
             return
@@ -481,6 +495,14 @@ def report(r):
     loads = r.get("loads") or [0]
     log(f"pgbench: 8 clients, -j {JOBS}, {SECS} s, {REPS} interleaved repetitions, medians (min-max) tps; "
         f"1-min load average at the end of the runs {min(loads):.1f}-{max(loads):.1f}")
+    # pgbench, postgres and the proxy need the 2 cores for themselves: when other work took a
+    # real share of the CPU during the runs, TPS follows the scheduler, not the proxy.
+    foreign = r.get("foreign") or [0.0]
+    quiet = max(foreign) <= 0.10
+    log(f"  CPU taken by other processes during the runs: {100 * min(foreign):.0f}-{100 * max(foreign):.0f}% of the host")
+    if not quiet:
+        log("  TPS ratios NOT meaningful in this run (other work above 10% of the CPU); goals below are marked "
+            "'not judged'. CPU per transaction still holds.")
     for kind, goal_direct in (("S", 0.90), ("tpcb", 0.92)):
         if not r.get(f"tps_{kind}_direct"):
             continue
@@ -496,8 +518,9 @@ def report(r):
         for m in ("ours", "ours-2loops", "ours-splice"):
             o = r.get(f"tps_{kind}_{m}")
             if o:
+                verdict = ("met" if ratio(o, d) >= goal_direct else "NOT met") if quiet else "not judged"
                 log(f"     {m}/haproxy {ratio(o, h):.3f}x (goal >= 1.25)   {m}/direct {ratio(o, d):.3f}x "
-                    f"(goal >= {goal_direct}: {'met' if ratio(o, d) >= goal_direct else 'NOT met'})")
+                    f"(goal >= {goal_direct}: {verdict})")
         bd = r.get(f"budget_{kind}_direct")
         for m in MODES:
             b = r.get(f"budget_{kind}_{m}")
