@@ -56,6 +56,17 @@ new_key() { dcs_get sync | grep -q "\"leader\": *\"pg-$S\""; }
 check "the sync key now names pg-$S as leader" wait_until 15 new_key || diag "sync: $(dcs_get sync)"
 check "with no eligible standby left (nosync, dead), pg-$S runs asynchronously: writes go on" \
   wait_until 15 bash -c "PGPASSWORD=$SUPERPASS PGCONNECT_TIMEOUT=2 $PGBIN/psql -X -At -h $(node_ip "$S") -U postgres -d postgres -c 'SET statement_timeout = 3000; INSERT INTO synced VALUES (2)' >/dev/null 2>&1"
+# strict: no synchronous standby means commits wait (synchronous_standby_names = '*')
+out=$(curl -s -m 5 -X PATCH -d '{"synchronous_mode_strict": true}' -w ' %{http_code}' "http://$(node_ip "$S"):8008/config")
+star() { [ "$(psql_n "$S" 'SHOW synchronous_standby_names')" = '*' ]; }
+check "synchronous_mode_strict with no eligible standby: synchronous_standby_names = '*' ($out)" wait_until 15 star
+node_kill9 "$A"
+waits() { # the INSERT's commit has not returned after 3 s (timeout's exit status 124)
+  PGPASSWORD=$SUPERPASS timeout 3 "$PGBIN/psql" -X -At -h "$(node_ip "$S")" -U postgres -d postgres \
+    -c "INSERT INTO synced VALUES (3)" >/dev/null 2>&1
+  [ $? = 124 ]
+}
+check "... and with no standby left at all, a commit waits for one" waits
 out=$(curl -s -m 5 -X PATCH -d '{"synchronous_mode": null}' -w ' %{http_code}' "http://$(node_ip "$S"):8008/config")
 no_sync_key() { [ -z "$(dcs_get sync)" ]; }
 check "synchronous mode off: the sync key is removed" wait_until 15 no_sync_key || diag "sync: $(dcs_get sync) ($out)"
