@@ -7,10 +7,13 @@
  * one arrives. Without a resolver (unit tests) the lookup runs inline. */
 #include "router/backend.h"
 
+#include <errno.h>
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "router/proxy.h"
@@ -104,8 +107,17 @@ void backend_retry_unresolved(router *r)
 
 void backend_note_connect_failure(router *r, backend *b)
 {
-    if (r->mirror)
-        return; /* the main loop resolves and checks; its next check sees the failure too */
+    if (r->mirror) {
+        /* The main loop resolves and checks: ask it for an immediate check, as it would
+         * after a failure of its own. */
+        if (b->load && r->main_wake_fd >= 0) {
+            uint64_t one = 1;
+            atomic_store(&b->load->check_wanted, 1);
+            if (write(r->main_wake_fd, &one, sizeof(one)) < 0)
+                log_debug("router: waking the main loop: %s", strerror(errno));
+        }
+        return;
+    }
     backend_resolve(r, b);
     if (r->check_now)
         r->check_now(r, b, r->check_now_arg);

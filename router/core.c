@@ -56,6 +56,7 @@ int router_init_mirror(router *r, evloop *loop, const router_config *cfg)
 {
     init_common(r, loop, cfg);
     r->mirror = 1;
+    r->main_wake_fd = -1;
     r->dcs = DCS_OFF;
     return proxy_start(r);
 }

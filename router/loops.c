@@ -61,6 +61,7 @@ struct router_loops {
     router *main;
     unsigned n;
     loop_worker *w;
+    int main_efd; /* the loops ask the main loop for checks through it */
 };
 
 /* Shared 5001 counts, one slot per backend name. Static: sessions hold pointers into it
@@ -150,6 +151,23 @@ static void publish(router *r, void *arg)
         /* A table the loop has not picked up yet is superseded: it never saw it. */
         free(atomic_exchange(&L->w[i].next, t));
         wake(L->w[i].efd);
+    }
+}
+
+/* A loop failed to connect to a backend: check those now, as after a failure of our own. */
+static void on_check_requests(evloop *loop, int fd, uint32_t events, void *arg)
+{
+    router_loops *L = arg;
+    router *r = L->main;
+    uint64_t v;
+    (void)loop;
+    (void)events;
+    while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v)) {
+    }
+    for (size_t i = 0; i < r->n_backends; i++) {
+        backend *b = r->backends[i];
+        if (b->load && atomic_exchange(&b->load->check_wanted, 0) && r->check_now)
+            r->check_now(r, b, r->check_now_arg);
     }
 }
 
@@ -367,6 +385,7 @@ static int worker_init(router_loops *L, loop_worker *w, unsigned idx, char *err,
         goto fail;
     }
     w->r.all_sessions = &all_sessions;
+    w->r.main_wake_fd = L->main_efd;
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->efd < 0 || evloop_add_fd(w->loop, w->efd, EPOLLIN, on_wake, w) < 0) {
         snprintf(err, errsz, "loop %u: eventfd: %s", idx, strerror(errno));
@@ -409,6 +428,16 @@ router_loops *router_loops_start(router *main_r, unsigned extra, char *err, size
         return NULL;
     }
     L->main = main_r;
+    L->main_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (L->main_efd < 0 ||
+        evloop_add_fd(main_r->loop, L->main_efd, EPOLLIN, on_check_requests, L) < 0) {
+        snprintf(err, errsz, "eventfd: %s", strerror(errno));
+        if (L->main_efd >= 0)
+            close(L->main_efd);
+        free(L->w);
+        free(L);
+        return NULL;
+    }
     atomic_fetch_add(&all_sessions, main_r->sessions_total_cur);
     main_r->all_sessions = &all_sessions;
     for (size_t i = 0; i < main_r->n_all; i++)
@@ -459,6 +488,8 @@ void router_loops_stop(router_loops *L)
      * slot (static) when they end. */
     for (size_t i = 0; i < m->n_all; i++)
         m->backends[i]->load = NULL;
+    evloop_del_fd(m->loop, L->main_efd);
+    close(L->main_efd);
     free(L->w);
     free(L);
 }

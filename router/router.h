@@ -4,6 +4,7 @@
 #define APPLIANCE_ROUTER_ROUTER_H
 
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -36,6 +37,7 @@ typedef struct frontend_stats {
 typedef struct backend_load {
     char name[ROUTER_NAME_MAX]; /* written by the main loop only, while the count is 0 */
     _Atomic uint64_t replicas_cur;
+    atomic_int check_wanted; /* a loop's connect to it failed: the main loop checks it now */
 } backend_load;
 
 typedef struct session_list {
@@ -116,6 +118,7 @@ struct router {
     backend *mirror_write;
     /* Client fds held by every loop together: limits.max_connections is for the process. */
     _Atomic uint64_t *all_sessions;
+    int main_wake_fd; /* mirrors: eventfd of the main loop (check requests); -1: none */
     /* 8404 renders a merged view of every loop's counters when set. */
     router *(*stats_view)(const router *r, void *arg);
     void *stats_view_arg;

@@ -499,7 +499,9 @@ def report(r):
     # real share of the CPU during the runs, TPS follows the scheduler, not the proxy.
     foreign = r.get("foreign") or [0.0]
     quiet = max(foreign) <= 0.10
-    log(f"  CPU taken by other processes during the runs: {100 * min(foreign):.0f}-{100 * max(foreign):.0f}% of the host")
+    if r.get("foreign"):
+        log(f"  CPU taken by other processes during the runs: {100 * min(foreign):.0f}-{100 * max(foreign):.0f}% "
+            "of the host")
     if not quiet:
         log("  TPS ratios NOT meaningful in this run (other work above 10% of the CPU); goals below are marked "
             "'not judged'. CPU per transaction still holds.")
