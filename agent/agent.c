@@ -513,6 +513,15 @@ void agent_restart_postgres(agent *a)
     set_state(a, "restarting");
 }
 
+/* The YAML file, or with no file (path NULL, as `patroni` without an argument) the
+ * configuration from SPILO_CONFIGURATION / PATRONI_CONFIGURATION and the other variables. */
+static int load_config(agent_config *cfg, const char *path, char *err, size_t errsz)
+{
+    if (path)
+        return agent_config_load_file(cfg, path, environ, err, errsz);
+    return agent_config_load_text(cfg, "", 0, environ, err, errsz);
+}
+
 /* Only what can change without restarting the agent is taken from the new file: local
  * postgresql parameters, pg_hba, credentials and tags. Identity and addresses (scope,
  * name, data_dir, listen addresses, etcd hosts) need a restart; a change is logged. */
@@ -520,7 +529,7 @@ int agent_reload_config(agent *a, char *err, size_t errsz)
 {
     extern char **environ;
     agent_config n;
-    if (agent_config_load_file(&n, a->config_path, environ, err, errsz) != 0)
+    if (load_config(&n, a->config_path, err, errsz) != 0)
         return -1;
     const char *fixed[][2] = {{"scope", a->cfg.scope},       {"name", a->cfg.name},
                               {"postgresql.data_dir", NULL}, {"restapi.listen", NULL},
@@ -553,7 +562,7 @@ int agent_reload_config(agent *a, char *err, size_t errsz)
     memset(&n.rewind, 0, sizeof(n.rewind));
     memset(&n.rest_auth, 0, sizeof(n.rest_auth));
     agent_config_free(&n);
-    log_info("configuration reloaded from %s", a->config_path);
+    log_info("configuration reloaded from %s", a->config_path ? a->config_path : "the environment");
     agent_pg_reload(a);
     agent_wake(a); /* publish new tags at once */
     return 0;
@@ -2253,7 +2262,7 @@ int agent_main(const char *config_path)
     agent *a = &A;
     a->config_path = config_path;
     char err[600];
-    if (agent_config_load_file(&a->cfg, config_path, environ, err, sizeof(err)) != 0) {
+    if (load_config(&a->cfg, config_path, err, sizeof(err)) != 0) {
         log_error("invalid configuration: %s", err);
         return 2;
     }

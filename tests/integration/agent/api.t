@@ -6,6 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 require_env
 REF=/work/shared/reference/patroni-3.0.2/rest_status_codes.txt
+AG_CONF_IN_ENV=2 # pg-2 runs with no config file: all of it in PATRONI_CONFIGURATION
 cluster_up 3
 L=$(node_of "$LEADER"); R=$(( (L + 1) % 3 ))
 # wait until both REST views have settled (the replica's status query after streaming)
@@ -50,6 +51,8 @@ assert len(m)==3, c
 roles=sorted(x["role"] for x in m); assert roles==["leader","replica","replica"], roles
 assert all(x["state"] in ("running","streaming") for x in m), m' "$(rest_get "$R" /cluster)"
 }
+check "pg-2 runs from PATRONI_CONFIGURATION alone (no file argument)" \
+  bash -c "tr '\\0' ' ' </proc/$(node_agent_pid 2)/cmdline | grep -qE 'appliance-agent \$'"
 check "GET /cluster lists 3 members with one leader, all running" wait_until 10 cluster_ok || diag "$(rest_get "$R" /cluster)"
 
 # Debian's real patronictl (3.0.2), reading our DCS keys

@@ -56,6 +56,16 @@ case_ "unknown callback event" 's|  data_dir: /nonexistent-agent-test/data|  dat
 case_ "callback not a command" 's|  data_dir: /nonexistent-agent-test/data|  data_dir: /nonexistent-agent-test/data\n  callbacks: {on_start: [1]}|' "postgresql.callbacks.on_start: expected a command string"
 case_ "bad name from PATRONI_NAME" 's/x/x/' "name: 'bad/name' contains a character not allowed here (value from environment variable PATRONI_NAME)" PATRONI_NAME=bad/name
 case_ "bad etcd hosts from PATRONI_ETCD3_HOSTS" 's/x/x/' "PATRONI_ETCD3_HOSTS" PATRONI_ETCD3_HOSTS=host:notaport
+# SPILO_CONFIGURATION / PATRONI_CONFIGURATION: merged into the file; errors name the variable
+out=$(SPILO_CONFIGURATION=$'postgresql:\n  - not a mapping' timeout 5 "$B" "$T/base.yml" 2>&1); rc=$?
+want="SPILO_CONFIGURATION: postgresql: expected a mapping (as in the config file), got a list"
+if [ $rc = 2 ] && [[ $out == *"$want"* ]]; then ok "env YAML conflicting with the file: exit 2, '$want'"; else not_ok "env YAML conflict: $rc $out"; fi
+# no file at all (as `patroni` without an argument): the whole configuration from the variable
+out=$(PATRONI_CONFIGURATION="$(sed 's/ttl: 4/ttl: abc/' "$T/base.yml")" timeout 5 "$B" 2>&1); rc=$?
+want="bootstrap.dcs.ttl: expected an integer, got 'abc' (value from environment variable PATRONI_CONFIGURATION)"
+if [ $rc = 2 ] && [[ $out == *"$want"* ]] && [[ $out != *secret-rep* ]]; then ok "no file, PATRONI_CONFIGURATION only: read and checked ('$want')"; else not_ok "no file: $rc $out"; fi
+out=$(timeout 5 "$B" 2>&1); rc=$?
+if [ $rc = 2 ] && [[ $out == *usage:* ]]; then ok "no file and no configuration variable: usage, exit 2"; else not_ok "no args: $rc $out"; fi
 out=$(timeout 5 "$B" "$T/missing.yml" 2>&1); rc=$?
 if [ $rc = 2 ] && [[ $out == *"missing.yml"* ]]; then ok "missing file named"; else not_ok "missing file: $rc $out"; fi
 echo "1..$n"

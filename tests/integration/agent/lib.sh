@@ -260,11 +260,17 @@ EOF
 }
 
 # node_start N: starts the agent of pg-N (writes a default config if none yet).
+# AG_CONF_IN_ENV=N: node N gets its configuration from PATRONI_CONFIGURATION, no file.
 node_start() {
   local n=$1
   [ -f "$T/pg-$n.yml" ] || node_conf "$n"
   local ns=(); [ "$NET" = ns ] && ns=(ip netns exec "$NS-n$n")
-  bg "pg-$n" "${ns[@]}" env LOG_LEVEL=${AGENT_LOG_LEVEL:-info} "$AGENT_BIN" "$T/pg-$n.yml"
+  if [ "${AG_CONF_IN_ENV:-}" = "$n" ]; then
+    # no file: the whole configuration in PATRONI_CONFIGURATION (as `patroni` with no argument)
+    bg "pg-$n" "${ns[@]}" env LOG_LEVEL=${AGENT_LOG_LEVEL:-info} PATRONI_CONFIGURATION="$(cat "$T/pg-$n.yml")" "$AGENT_BIN"
+  else
+    bg "pg-$n" "${ns[@]}" env LOG_LEVEL=${AGENT_LOG_LEVEL:-info} "$AGENT_BIN" "$T/pg-$n.yml"
+  fi
 }
 node_agent_pid() { cat "$T/pg-$1.pid"; }
 node_pm_pid() { [ -f "$T/pg-$1/data/postmaster.pid" ] && head -1 "$T/pg-$1/data/postmaster.pid"; }
