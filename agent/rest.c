@@ -58,6 +58,8 @@ json_t *rest_status_json(const agent *a)
         json_object_set(o, "tags", a->cfg.tags);
     if (a->st.sysid[0])
         json_object_set_new(o, "database_system_identifier", json_string(a->st.sysid));
+    if (running(a) && a->st.in_recovery && sync_is_standby(a))
+        json_object_set_new(o, "sync_standby", json_true());
     /* Our addition: why this node did what it did last cycle (e.g. why it did not race). */
     if (a->last_decision.reason[0])
         json_object_set_new(o, "ha_decision", json_string(a->last_decision.reason));
@@ -400,6 +402,19 @@ static void post_switchover(agent *a, http_conn *c, const http_request *r)
     if (cand && strcmp(cand, leader) == 0) {
         json_decref(j);
         send_text(c, 400, "Switchover target and source are the same");
+        return;
+    }
+    /* Synchronous mode (Patroni's is_failover_possible): only the synchronous standby can
+     * take over without losing acknowledged commits, so it is the only candidate. */
+    int sync_named = a->dyn.synchronous_mode && a->sync_present && a->sync_standby[0];
+    if (cand && a->dyn.synchronous_mode && (!sync_named || strcmp(cand, a->sync_standby) != 0)) {
+        json_decref(j);
+        send_text(c, 412, "candidate name does not match with sync_standby");
+        return;
+    }
+    if (!cand && a->dyn.synchronous_mode && !sync_named) {
+        json_decref(j);
+        send_text(c, 412, "switchover is not possible: can not find sync_standby");
         return;
     }
     if (cand && !json_object_get(a->members, cand)) {

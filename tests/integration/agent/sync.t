@@ -37,6 +37,9 @@ check "GET /sync: 200 on pg-$S, 503 on pg-$A and on the primary" wait_until 5 sy
 check "GET /async: 503 on pg-$S, 200 on pg-$A" [ "$(rest_code "$S" /async) $(rest_code "$A" /async)" = "503 200" ]
 check "GET /read-only-sync: 200 on the primary and pg-$S, 503 on pg-$A" \
   [ "$(rest_code "$L" /read-only-sync) $(rest_code "$S" /read-only-sync) $(rest_code "$A" /read-only-sync)" = "200 200 503" ]
+check "GET /patroni on pg-$S says sync_standby: true" grep -q '"sync_standby": true' <<<"$(rest_get "$S" /patroni)"
+out=$(curl -s -m 5 -X POST -d "{\"leader\": \"pg-$L\", \"candidate\": \"pg-$A\"}" -w ' %{http_code}' "http://$(node_ip "$L"):8008/switchover")
+check "switchover to the asynchronous pg-$A is refused as by Patroni ($out)" [ "$out" = "candidate name does not match with sync_standby 412" ]
 check "metric patroni_sync_standby 1 on pg-$S" grep -q '^patroni_sync_standby{.*} 1$' <<<"$(rest_get "$S" /metrics)"
 out=$(patronictl -c "$T/pg-0.yml" list -f json 2>&1)
 check "patronictl list: pg-$S is the Sync Standby" /usr/bin/python3 -c '
