@@ -186,6 +186,11 @@ static int parse_cluster(dcs_flags *f, const char *v, char *err, size_t errlen)
     }
 }
 
+int dcs_url_parse(const char *s, dcs_url *u, const char *what, char *err, size_t errlen)
+{
+    return parse_url(s, strlen(s), u, what, err, errlen);
+}
+
 static int parse_u32(const char *flag, const char *v, uint32_t min, uint32_t max, uint32_t *out,
                      char *err, size_t errlen)
 {

@@ -57,6 +57,9 @@ typedef struct dcs_flags {
  * with err naming the flag/variable and the bad value. */
 int dcs_flags_parse(dcs_flags *f, int argc, char **argv, char **env, char *err, size_t errlen);
 
+/* "http://host:port" (no TLS) into u; errors name `what`. */
+int dcs_url_parse(const char *s, dcs_url *u, const char *what, char *err, size_t errlen);
+
 /* A member's ID: stable hash (FNV-1a 64) of name, peer URL and cluster token, never 0. */
 uint64_t dcs_member_id(const char *name, const char *peer_url, const char *token);
 

@@ -170,6 +170,7 @@ static void install_store(dcs_server *s, dcs_store *nst)
     s->st = nst;
     s->hub = watch_hub_new(s->st->kv, NULL);
     s->v2w = v2_waiters_new(s->st->v2, 1024);
+    dcs_members_sync(s);
     if (s->role == RAFT_LEADER)
         lessor_promote(mvcc_lessor(s->st->kv), dcs_now_ms(s), s->f.election_ms);
 }
@@ -190,6 +191,8 @@ static void apply_entry(dcs_server *s, const raft_entry *e)
         if (rc != 0 && res.err == MVCC_ERR_BAD_COMMAND)
             log_warn("entry %" PRIu64 ": malformed store command ignored", e->index);
         applied = true;
+        if (s->st->members_changed != s->members_seen)
+            dcs_members_sync(s);
     }
     s->applied = e->index;
     for (preq *p = s->pending, *nx; p; p = nx) {
@@ -350,6 +353,7 @@ static void drain(dcs_server *s)
             }
             s->applied = rd.snapshot->index;
             s->snap_index = rd.snapshot->index;
+            s->snapshots_installed++;
             log_info("installed snapshot at index %" PRIu64 " from the leader", rd.snapshot->index);
         }
         for (size_t i = 0; i < rd.n_committed; i++)
@@ -630,6 +634,17 @@ static void on_peer(void *arg, uint64_t from, int kind, const uint8_t *body, siz
         on_fwd_resp(s, body, len);
     } else if (kind == TRANSPORT_INFO) {
         on_info(s, from, body, len);
+    } else if (kind == TRANSPORT_REFUSED) {
+        /* a member of our cluster says we were removed (etcd: "the member has been
+         * permanently removed from the cluster"): stop instead of campaigning forever */
+        char me[40];
+        snprintf(me, sizeof(me), "member %016llx was removed", (unsigned long long)s->id);
+        if (memmem(body, len, me, strlen(me)) && !s->removed) {
+            log_warn("peer %016llx: this member was removed from the cluster: stopping",
+                     (unsigned long long)from);
+            s->removed = true;
+            evloop_stop(s->loop);
+        }
     }
 }
 
@@ -917,21 +932,25 @@ dcs_server *dcs_server_new(evloop *loop, const dcs_flags *f, char *err, size_t e
         snprintf(err, errlen, "--data-dir %s: %s", f->data_dir, strerror(errno));
         goto fail;
     }
+    if (dcs_members_identity(s, err, errlen) != 0)
+        goto fail;
+    s->id = s->f.members[s->f.self].id; /* a member that joined has the ID it was given */
     if (recover(s, err, errlen) != 0)
         goto fail;
     s->hub = watch_hub_new(s->st->kv, NULL);
     s->v2w = v2_waiters_new(s->st->v2, 1024);
     transport_config tc;
     memset(&tc, 0, sizeof(tc));
-    tc.cluster_id = f->cluster_id;
+    const dcs_flags *cf = &s->f; /* the member list as recovered, not as given */
+    tc.cluster_id = cf->cluster_id;
     tc.self_id = s->id;
-    snprintf(tc.local_host, sizeof(tc.local_host), "%s", f->members[f->self].peer.host);
-    for (size_t i = 0; i < f->nmembers; i++) {
-        if (i == f->self)
+    snprintf(tc.local_host, sizeof(tc.local_host), "%s", cf->members[cf->self].peer.host);
+    for (size_t i = 0; i < cf->nmembers; i++) {
+        if (i == cf->self)
             continue;
-        tc.peer_ids[tc.npeers] = f->members[i].id;
-        snprintf(tc.peer_host[tc.npeers], sizeof(tc.peer_host[0]), "%s", f->members[i].peer.host);
-        snprintf(tc.peer_port[tc.npeers], sizeof(tc.peer_port[0]), "%s", f->members[i].peer.port);
+        tc.peer_ids[tc.npeers] = cf->members[i].id;
+        snprintf(tc.peer_host[tc.npeers], sizeof(tc.peer_host[0]), "%s", cf->members[i].peer.host);
+        snprintf(tc.peer_port[tc.npeers], sizeof(tc.peer_port[0]), "%s", cf->members[i].peer.port);
         tc.npeers++;
     }
     s->tp = transport_new(loop, &tc, on_peer, s);
@@ -940,6 +959,7 @@ dcs_server *dcs_server_new(evloop *loop, const dcs_flags *f, char *err, size_t e
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    dcs_members_sync(s); /* records recovered with the snapshot */
     for (size_t i = 0; i < f->nlisten_peer; i++)
         if (transport_listen(s->tp, f->listen_peer[i].host, f->listen_peer[i].port) != 0) {
             snprintf(err, errlen, "--listen-peer-urls %s: %s", f->listen_peer[i].text,

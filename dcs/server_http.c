@@ -18,7 +18,7 @@
 
 static void respond_text(http_conn *c, int status, const char *text);
 
-static void respond_jw(http_conn *c, int status, const char *extra, jw *w)
+void dcs_respond_jw(http_conn *c, int status, const char *extra, jw *w)
 {
     size_t n = 0;
     char *out = jw_take(w, &n);
@@ -30,6 +30,11 @@ static void respond_jw(http_conn *c, int status, const char *extra, jw *w)
     }
     http_respond_ex(c, status, extra, "application/json", out, n);
     free(out);
+}
+
+static void respond_jw(http_conn *c, int status, const char *extra, jw *w)
+{
+    dcs_respond_jw(c, status, extra, w);
 }
 
 /* Detaches p from its connection before answering: an answer with "Connection: close"
@@ -88,6 +93,10 @@ void dcs_answer_applied(preq *p, const store_result *res)
 {
     if (p->sink) {
         p->sink->applied(p, res);
+        return;
+    }
+    if (p->kind == PQ_MEMBER) {
+        dcs_members_answer(p, res);
         return;
     }
     dcs_server *s = p->s;
@@ -178,6 +187,11 @@ static void preq_conn_closed(http_conn *c, void *arg)
 {
     preq *p = arg;
     p->conn = NULL; /* the entry still applies; nobody to tell */
+}
+
+void dcs_preq_attach(preq *p, http_conn *c)
+{
+    http_conn_on_close(c, preq_conn_closed, p);
 }
 
 /* ---- watch streams ---- */
@@ -425,11 +439,9 @@ static void handle_v3(dcs_server *s, http_conn *c, const http_request *req, int 
     dcs_answer_read(p);
 }
 
-static void handle_members(dcs_server *s, http_conn *c, int v2)
+size_t dcs_member_view(dcs_server *s, v3_member *m, const char *purls[][1],
+                       const char *curls[][DCS_MAX_URLS])
 {
-    v3_member m[DCS_MAX_MEMBERS];
-    const char *purls[DCS_MAX_MEMBERS][1];
-    const char *curls[DCS_MAX_MEMBERS][DCS_MAX_URLS];
     size_t n = s->f.nmembers;
     for (size_t i = 0; i < n; i++) {
         m[i].id = s->f.members[i].id;
@@ -450,6 +462,15 @@ static void handle_members(dcs_server *s, http_conn *c, int v2)
         }
         m[i].client_urls = curls[i];
     }
+    return n;
+}
+
+static void handle_members(dcs_server *s, http_conn *c, int v2)
+{
+    v3_member m[DCS_MAX_MEMBERS];
+    const char *purls[DCS_MAX_MEMBERS][1];
+    const char *curls[DCS_MAX_MEMBERS][DCS_MAX_URLS];
+    size_t n = dcs_member_view(s, m, purls, curls);
     jw w;
     jw_init(&w, JSON_MAX);
     if (v2) {
@@ -566,12 +587,14 @@ static void handle_metrics(dcs_server *s, http_conn *c)
         "# TYPE etcd_debugging_mvcc_watcher_total gauge\n"
         "etcd_debugging_mvcc_watcher_total %zu\n"
         "# TYPE appliance_dcs_snapshots_total counter\nappliance_dcs_snapshots_total %" PRIu64 "\n"
+        "# TYPE appliance_dcs_snapshots_installed_total counter\n"
+        "appliance_dcs_snapshots_installed_total %" PRIu64 "\n"
         "# TYPE appliance_dcs_forwarded_total counter\nappliance_dcs_forwarded_total %" PRIu64 "\n"
         "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %ld\n",
         raft_leader(s->r) != 0, raft_role(s->r) == RAFT_LEADER, s->leader_changes, s->applied,
         raft_commit_index(s->r), s->proposals_failed, s->npending, mvcc_bytes(s->st->kv),
-        mvcc_key_count(s->st->kv), watch_hub_watchers(s->hub), s->snapshots, s->forwarded,
-        rss_kb() * 1024);
+        mvcc_key_count(s->st->kv), watch_hub_watchers(s->hub), s->snapshots, s->snapshots_installed,
+        s->forwarded, rss_kb() * 1024);
     const char *h = "etcd_disk_wal_fsync_duration_seconds";
     if (n > 0 && (size_t)n < sizeof(out))
         n += snprintf(out + n, sizeof(out) - (size_t)n, "# TYPE %s histogram\n", h);
@@ -714,6 +737,8 @@ static void handler(http_conn *c, const http_request *req, void *arg)
             handle_members(s, c, 0);
             return;
         }
+        if (dcs_members_http(s, c, req))
+            return;
         if (strcmp(rest, "/maintenance/status") == 0) {
             handle_status(s, c);
             return;
@@ -729,10 +754,13 @@ static void handler(http_conn *c, const http_request *req, void *arg)
             handle_v2_keys(s, c, req);
             return;
         }
-        if (strcmp(path, "/v2/members") == 0 || strcmp(path, "/v2/members/") == 0) {
+        if ((strcmp(path, "/v2/members") == 0 || strcmp(path, "/v2/members/") == 0) &&
+            strcmp(req->method, "GET") == 0) {
             handle_members(s, c, 1);
             return;
         }
+        if (dcs_members_http(s, c, req))
+            return;
         if (strcmp(path, "/v2/machines") == 0) {
             handle_machines(s, c);
             return;

@@ -13,6 +13,7 @@
 #include "dcs/transport.h"
 #include "dcs/v2_store.h"
 #include "dcs/v2_watch.h"
+#include "dcs/v3_cluster.h"
 #include "dcs/v3_gateway.h"
 #include "dcs/wal.h"
 #include "dcs/watch.h"
@@ -24,7 +25,14 @@
 #define DCS_FSYNC_BUCKETS   14 /* 0.001 s .. 8.192 s, as etcd's WAL fsync histogram */
 #define DCS_CLUSTER_VERSION "3.4.0"
 
-enum preq_kind { PQ_V3_WRITE = 1, PQ_V2_WRITE, PQ_V3_READ, PQ_KEEPALIVE, PQ_V2_READ };
+enum preq_kind {
+    PQ_V3_WRITE = 1,
+    PQ_V2_WRITE,
+    PQ_V3_READ,
+    PQ_KEEPALIVE,
+    PQ_V2_READ,
+    PQ_MEMBER /* member add/remove/update (server_members.c) */
+};
 enum preq_state {
     PS_WAIT_FWD = 1, /* forwarded to the leader, waiting for its index */
     PS_WAIT_APPLY,   /* index/term known, waiting for the entry to apply */
@@ -44,6 +52,9 @@ typedef struct preq {
     uint64_t index, term; /* PS_WAIT_APPLY / read index */
     uint64_t id;          /* forward id / read ctx */
     int64_t deadline_ms;  /* monotonic: answer "request timed out" after it */
+    uint64_t member_id;   /* PQ_MEMBER */
+    int member_op;        /* PQ_MEMBER: store_member_op */
+    bool member_v2;       /* PQ_MEMBER: asked through /v2/members */
     uint8_t *cmd;         /* encoded command, for a forward retry */
     size_t cmd_len;
     /* A request from the gRPC front (grpc_front.c): answered through these, not HTTP. */
@@ -114,7 +125,9 @@ struct dcs_server {
     uint32_t request_timeout_ms;
     bool stopping;
     int64_t stop_deadline_ms;
-    bool dead; /* a disk failure: stop serving, exit non-zero */
+    bool dead;             /* a disk failure: stop serving, exit non-zero */
+    bool removed;          /* this member was removed from the cluster */
+    uint64_t members_seen; /* st->members_changed last synced */
     struct snap_writer *sw;
     struct {
         int64_t ms, rev;
@@ -123,6 +136,7 @@ struct dcs_server {
     int64_t snap_retry_ms; /* after a failed snapshot */
     /* metrics */
     uint64_t leader_changes, proposals_ok, proposals_failed, snapshots, forwarded;
+    uint64_t snapshots_installed;           /* received from the leader */
     uint64_t fsync_hist[DCS_FSYNC_BUCKETS]; /* cumulative: <= 1 ms << i */
     uint64_t fsync_count, fsync_sum_us;
 };
@@ -142,7 +156,25 @@ void dcs_forward_keepalive(dcs_server *s, preq *p);
 preq *preq_new(dcs_server *s, http_conn *conn, int kind);
 void preq_free(preq *p);
 
+/* server_members.c: membership (etcd's member add/remove/update/promote, v2 members,
+ * joining a running cluster) */
+/* Before recovery: the identity of a member that joined (data dir) or joins now
+ * (--initial-cluster-state existing, empty data dir: asks the members over the peer port). */
+int dcs_members_identity(dcs_server *s, char *err, size_t errlen);
+/* After a MEMBER command applied or a store installed: members and transport follow the
+ * replicated records. */
+void dcs_members_sync(dcs_server *s);
+/* Handles /v3/cluster/member/{add,remove,update,promote} and POST/DELETE /v2/members;
+ * false when path is none of them. */
+bool dcs_members_http(dcs_server *s, http_conn *c, const http_request *req);
+void dcs_members_answer(preq *p, const store_result *res);
+
 /* server_http.c */
+void dcs_respond_jw(http_conn *c, int status, const char *extra, jw *w);
+void dcs_preq_attach(preq *p, http_conn *c);
+/* Fills m (DCS_MAX_MEMBERS) with the current members for rendering; returns the count. */
+size_t dcs_member_view(dcs_server *s, v3_member *m, const char *purls[][1],
+                       const char *curls[][DCS_MAX_URLS]);
 int dcs_http_start(dcs_server *s, char *err, size_t errlen);
 /* Answers p from the applied result (or with an error) and frees it. */
 void dcs_answer_applied(preq *p, const store_result *res);

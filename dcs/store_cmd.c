@@ -119,6 +119,17 @@ int store_cmd_encode(const store_cmd *c, size_t max_bytes, uint8_t **out, size_t
     case STORE_CMD_LEASE_EXPIRE:
         cw_svar(&w, c->lease_id);
         break;
+    case STORE_CMD_MEMBER:
+        if (c->member_op < STORE_MEMBER_ADD || c->member_op > STORE_MEMBER_UPDATE ||
+            c->member_id == 0 || c->peer_url_len > STORE_MAX_PEER_URL ||
+            (c->peer_url_len && memchr(c->peer_url, 0, c->peer_url_len))) {
+            bad = 1;
+            break;
+        }
+        cw_u8(&w, (uint8_t)c->member_op);
+        cw_uvar(&w, c->member_id);
+        cw_bytes(&w, c->peer_url, c->peer_url_len);
+        break;
     case STORE_CMD_V2: {
         const v2_request *v = &c->v2;
         if (v->method < V2_PUT || v->method > V2_EXPIRE) {
@@ -280,6 +291,19 @@ int store_cmd_decode(const uint8_t *buf, size_t len, mvcc_arena *a, store_cmd *c
     case STORE_CMD_LEASE_EXPIRE:
         c->lease_id = cr_svar(&r);
         break;
+    case STORE_CMD_MEMBER: {
+        const uint8_t *p;
+        size_t n;
+        c->member_op = cr_u8(&r);
+        c->member_id = cr_uvar(&r);
+        cr_bytes(&r, &p, &n);
+        if (r.err || c->member_op < STORE_MEMBER_ADD || c->member_op > STORE_MEMBER_UPDATE ||
+            c->member_id == 0 || n > STORE_MAX_PEER_URL || (n && memchr(p, 0, n)))
+            return -1;
+        c->peer_url = (const char *)p;
+        c->peer_url_len = n;
+        break;
+    }
     case STORE_CMD_V2: {
         v2_request *v = &c->v2;
         const uint8_t *p;

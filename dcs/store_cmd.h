@@ -10,6 +10,7 @@
 #ifndef APPLIANCE_DCS_STORE_CMD_H
 #define APPLIANCE_DCS_STORE_CMD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dcs/lease.h"
@@ -28,8 +29,22 @@ enum store_cmd_type {
     STORE_CMD_LEASE_EXPIRE = 7,
     STORE_CMD_LEASE_CHECKPOINT = 8, /* "refresh": replicate a remaining TTL */
     STORE_CMD_V2 = 9,
-    STORE_CMD_MAX_TYPE = 9
+    STORE_CMD_MEMBER = 10, /* membership: a member's peer URL added, changed or removed */
+    STORE_CMD_MAX_TYPE = 10
 };
+
+enum store_member_op { STORE_MEMBER_ADD = 1, STORE_MEMBER_REMOVE = 2, STORE_MEMBER_UPDATE = 3 };
+#define STORE_MAX_MEMBER_RECS 32 /* members and removed IDs remembered (oldest removals go) */
+#define STORE_MAX_PEER_URL    255
+
+/* Replicated membership record (the voter set itself is Raft's configuration; this is what
+ * Raft does not carry: the peer URL to dial, and which IDs were removed for good so a
+ * restart does not bring back a member from --initial-cluster). */
+typedef struct store_member {
+    uint64_t id;
+    bool removed;
+    char peer_url[STORE_MAX_PEER_URL + 1];
+} store_member;
 
 typedef struct store_cmd {
     int type;
@@ -38,12 +53,19 @@ typedef struct store_cmd {
     int64_t lease_id; /* lease commands; 0 in GRANT = automatic ID */
     int64_t ttl;      /* GRANT: TTL; CHECKPOINT: remaining TTL (seconds) */
     v2_request v2;    /* V2 */
+    int member_op;    /* MEMBER: store_member_op */
+    uint64_t member_id;
+    const char *peer_url; /* MEMBER add/update; NUL-free, <= STORE_MAX_PEER_URL bytes */
+    size_t peer_url_len;
 } store_cmd;
 
 /* The replicated state machine: v3 key store (with its leases) and the v2 keys store. */
 typedef struct dcs_store {
     mvcc *kv;
     v2_store *v2;
+    store_member members[STORE_MAX_MEMBER_RECS];
+    size_t nmembers;
+    uint64_t members_changed; /* bumped by every MEMBER command applied */
 } dcs_store;
 
 typedef struct store_result {

@@ -30,6 +30,41 @@ void dcs_store_free(dcs_store *st)
     free(st);
 }
 
+static store_member *member_rec(dcs_store *st, uint64_t id)
+{
+    for (size_t i = 0; i < st->nmembers; i++)
+        if (st->members[i].id == id)
+            return &st->members[i];
+    if (st->nmembers == STORE_MAX_MEMBER_RECS) { /* bounded: forget the oldest removal */
+        size_t k = 0;
+        while (k < st->nmembers && !st->members[k].removed)
+            k++;
+        if (k == st->nmembers)
+            return NULL;
+        memmove(&st->members[k], &st->members[k + 1],
+                (st->nmembers - k - 1) * sizeof(st->members[0]));
+        st->nmembers--;
+    }
+    store_member *m = &st->members[st->nmembers++];
+    memset(m, 0, sizeof(*m));
+    m->id = id;
+    return m;
+}
+
+static int apply_member(dcs_store *st, const store_cmd *c)
+{
+    store_member *m = member_rec(st, c->member_id);
+    if (!m)
+        return MVCC_ERR_NOMEM;
+    m->removed = c->member_op == STORE_MEMBER_REMOVE;
+    if (c->member_op != STORE_MEMBER_REMOVE) {
+        memcpy(m->peer_url, c->peer_url ? c->peer_url : "", c->peer_url_len);
+        m->peer_url[c->peer_url_len] = 0;
+    }
+    st->members_changed++;
+    return MVCC_OK;
+}
+
 int store_apply(dcs_store *st, const store_cmd *c, int64_t now_ms, mvcc_arena *a, store_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -58,6 +93,9 @@ int store_apply(dcs_store *st, const store_cmd *c, int64_t now_ms, mvcc_arena *a
         r->lease_id = c->lease_id;
         r->ttl = c->ttl;
         r->err = lease_checkpoint(st->kv, c->lease_id, c->ttl, now_ms);
+        break;
+    case STORE_CMD_MEMBER:
+        r->err = apply_member(st, c);
         break;
     case STORE_CMD_V2:
         r->err = v2_store_apply(st->v2, &c->v2, a, &r->v2) == 0 ? MVCC_OK : MVCC_ERR_NOMEM;

@@ -12,7 +12,7 @@
 #include "dcs/store_cmd_buf.h"
 
 static const uint8_t magic[7] = {'D', 'C', 'S', 'S', 'N', 'A', 'P'};
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2 /* 2 added the membership records; 1 still loads */
 #define SNAP_MAX     ((size_t)4 << 30)
 
 int store_snapshot_save(dcs_store *st, uint8_t **out, size_t *len)
@@ -53,6 +53,12 @@ int store_snapshot_save(dcs_store *st, uint8_t **out, size_t *len)
         }
     }
     v2_store_save(st->v2, &w);
+    cw_uvar(&w, st->nmembers);
+    for (size_t i = 0; i < st->nmembers; i++) {
+        cw_uvar(&w, st->members[i].id);
+        cw_u8(&w, st->members[i].removed);
+        cw_bytes(&w, st->members[i].peer_url, strlen(st->members[i].peer_url));
+    }
     if (!w.err)
         cw_u32le(&w, crc32c(w.p, w.len));
     if (w.err) {
@@ -134,7 +140,8 @@ dcs_store *store_snapshot_load(const uint8_t *buf, size_t len, const mvcc_limits
         return NULL;
     cmd_reader r;
     cr_init(&r, buf + sizeof(magic), len - sizeof(magic) - 4);
-    if (cr_u8(&r) != SNAP_VERSION)
+    uint8_t version = cr_u8(&r);
+    if (version != 1 && version != SNAP_VERSION)
         return NULL;
     dcs_store *st = calloc(1, sizeof(*st));
     if (!st)
@@ -164,7 +171,33 @@ dcs_store *store_snapshot_load(const uint8_t *buf, size_t len, const mvcc_limits
     if (load_keys(s, &r) != 0)
         goto fail;
     st->v2 = v2_store_load(&r);
-    if (!st->v2 || r.err || cr_left(&r) != 0)
+    if (!st->v2 || r.err)
+        goto fail;
+    if (version >= 2) {
+        uint64_t nm = cr_uvar(&r);
+        if (r.err || nm > STORE_MAX_MEMBER_RECS)
+            goto fail;
+        for (uint64_t i = 0; i < nm; i++) {
+            store_member *m = &st->members[i];
+            const uint8_t *u;
+            size_t un;
+            m->id = cr_uvar(&r);
+            uint8_t removed = cr_u8(&r);
+            cr_bytes(&r, &u, &un);
+            if (r.err || m->id == 0 || removed > 1 || un > STORE_MAX_PEER_URL ||
+                (un && memchr(u, 0, un)))
+                goto fail;
+            for (uint64_t j = 0; j < i; j++)
+                if (st->members[j].id == m->id)
+                    goto fail;
+            m->removed = removed;
+            if (un)
+                memcpy(m->peer_url, u, un);
+            m->peer_url[un] = 0;
+        }
+        st->nmembers = (size_t)nm;
+    }
+    if (cr_left(&r) != 0)
         goto fail;
     mvcc_limits dl;
     mvcc_limits_default(&dl);

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,11 @@
 
 #define HELLO_MAGIC    "PGADCSP"   /* 8 bytes with its NUL */
 #define REFUSE_PREFIX  "PGADCSNO"  /* "PGADCSNO reason\n" */
+#define JOIN_PREFIX    "PGADCSID"  /* answer to a join query, see answer_join */
 #define FRAME_MAGIC    0x46414750u /* "PGAF" little-endian */
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
+#define REMOVED_MAX    16 /* removed member IDs remembered to tell them so */
 #define MAX_INBOUND    32 /* accepted connections; more are closed at once */
 
 enum out_state { OUT_IDLE, OUT_CONNECTING, OUT_HELLO, OUT_READY };
@@ -61,6 +64,8 @@ struct transport {
     out_conn out[TRANSPORT_MAX_PEERS];
     in_conn *ins;
     size_t nins;
+    uint64_t removed[REMOVED_MAX]; /* refused with "removed" (ring) */
+    size_t nremoved;
 };
 
 void transport_frame_header(uint8_t hdr[TRANSPORT_FRAME_HDR], int kind, uint32_t len, uint32_t crc)
@@ -135,7 +140,7 @@ int transport_hello_check(const transport_config *cfg, const uint8_t in[TRANSPOR
     }
     int known = 0;
     for (size_t i = 0; i < cfg->npeers; i++)
-        if (cfg->peer_ids[i] == f && (expect_from < 0 || (size_t)expect_from == i))
+        if (f != 0 && cfg->peer_ids[i] == f && (expect_from < 0 || (size_t)expect_from == i))
             known = 1;
     if (!known) {
         snprintf(why, whylen, "unknown member %016llx", (unsigned long long)f);
@@ -320,7 +325,10 @@ static void out_io(evloop *loop, int fd, uint32_t ev, void *arg)
                     char why[320];
                     snprintf(why, sizeof(why), "refused us: %s", (char *)o->in + 8);
                     o->logged_down = 0; /* always worth a line */
+                    uint64_t peer = t->cfg.peer_ids[o->idx];
                     out_close(o, why);
+                    /* the server decides what a refusal means (e.g. "removed") */
+                    t->cb(t->arg, peer, TRANSPORT_REFUSED, (const uint8_t *)why, strlen(why));
                 } else {
                     out_close(o, n == 0 ? "closed during handshake" : strerror(errno));
                 }
@@ -442,6 +450,62 @@ static void in_refuse(in_conn *c, const char *why)
     in_close(c);
 }
 
+/* A joining member's question (hello with cluster, sender and receiver all 0, then
+ * "JOIN host port\n"): which IDs do I and the cluster have? Answered only for a peer URL
+ * that a member add already put into the configuration, then the connection is closed. */
+static bool is_join_query(const uint8_t *p)
+{
+    return memcmp(p, HELLO_MAGIC, 8) == 0 && get_u32(p + 8) == TRANSPORT_VERSION &&
+           get_u32(p + 12) == 0 && get_u64(p + 16) == 0 && get_u64(p + 24) == 0 &&
+           get_u64(p + 32) == 0;
+}
+
+static void answer_join(in_conn *c, const uint8_t *q, size_t n)
+{
+    transport *t = c->t;
+    char line[320], host[256], port[8];
+    if (n == 0 || n >= sizeof(line)) {
+        in_refuse(c, "bad join query");
+        return;
+    }
+    memcpy(line, q, n);
+    line[n] = 0;
+    if (sscanf(line, "JOIN %255s %7s", host, port) != 2) {
+        in_refuse(c, "bad join query");
+        return;
+    }
+    size_t me = t->cfg.npeers;
+    for (size_t i = 0; i < t->cfg.npeers; i++)
+        if (t->cfg.peer_ids[i] && strcmp(t->cfg.peer_host[i], host) == 0 &&
+            strcmp(t->cfg.peer_port[i], port) == 0)
+            me = i;
+    if (me == t->cfg.npeers) {
+        char why[400];
+        snprintf(why, sizeof(why),
+                 "peer URL http://%s:%s is not a member of this cluster (member add it first)",
+                 host, port);
+        in_refuse(c, why);
+        return;
+    }
+    char out[TRANSPORT_MAX_PEERS * 300 + 64];
+    size_t off = (size_t)snprintf(out, sizeof(out), "%s %016llx %016llx %016llx", JOIN_PREFIX,
+                                  (unsigned long long)t->cfg.cluster_id,
+                                  (unsigned long long)t->cfg.peer_ids[me],
+                                  (unsigned long long)t->cfg.self_id);
+    for (size_t i = 0; i < t->cfg.npeers && off < sizeof(out); i++)
+        if (t->cfg.peer_ids[i])
+            off += (size_t)snprintf(out + off, sizeof(out) - off, " %016llx=%s:%s",
+                                    (unsigned long long)t->cfg.peer_ids[i], t->cfg.peer_host[i],
+                                    t->cfg.peer_port[i]);
+    if (off + 1 < sizeof(out)) {
+        out[off++] = '\n';
+        ssize_t w = send(c->fd, out, off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    log_info("join query from http://%s:%s answered", host, port);
+    in_close(c);
+}
+
 /* Consumes complete frames; returns -1 when the connection was closed. */
 static int in_parse(in_conn *c)
 {
@@ -452,7 +516,24 @@ static int in_parse(in_conn *c)
         if (!c->hello_done) {
             if (have < TRANSPORT_HELLO_LEN)
                 return 0;
+            if (is_join_query(p)) {
+                const uint8_t *nl =
+                    memchr(p + TRANSPORT_HELLO_LEN, '\n', have - TRANSPORT_HELLO_LEN);
+                if (!nl && have < TRANSPORT_HELLO_LEN + 300)
+                    return 0;
+                answer_join(c, p + TRANSPORT_HELLO_LEN,
+                            nl ? (size_t)(nl - p) - TRANSPORT_HELLO_LEN : 0);
+                return -1;
+            }
             char why[256];
+            uint64_t claimed = get_u64(p + 24);
+            for (size_t i = 0; i < REMOVED_MAX && claimed; i++)
+                if (t->removed[i] == claimed && get_u64(p + 16) == t->cfg.cluster_id) {
+                    snprintf(why, sizeof(why), "member %016llx was removed from the cluster",
+                             (unsigned long long)claimed);
+                    in_refuse(c, why);
+                    return -1;
+                }
             if (transport_hello_check(&t->cfg, p, -1, &c->from, why, sizeof(why)) != 0) {
                 in_refuse(c, why);
                 return -1;
@@ -597,6 +678,65 @@ transport *transport_new(evloop *loop, const transport_config *cfg, transport_re
         out_dial(o);
     }
     return t;
+}
+
+int transport_add_peer(transport *t, uint64_t id, const char *host, const char *port)
+{
+    size_t slot = t->cfg.npeers;
+    for (size_t i = 0; i < t->cfg.npeers; i++) {
+        if (t->cfg.peer_ids[i] == id)
+            return 0;
+        if (t->cfg.peer_ids[i] == 0 && slot == t->cfg.npeers)
+            slot = i;
+    }
+    if (id == 0 || slot == TRANSPORT_MAX_PEERS || strlen(host) >= sizeof(t->cfg.peer_host[0]) ||
+        strlen(port) >= sizeof(t->cfg.peer_port[0]))
+        return -1;
+    t->cfg.peer_ids[slot] = id;
+    snprintf(t->cfg.peer_host[slot], sizeof(t->cfg.peer_host[0]), "%s", host);
+    snprintf(t->cfg.peer_port[slot], sizeof(t->cfg.peer_port[0]), "%s", port);
+    if (slot == t->cfg.npeers)
+        t->cfg.npeers++;
+    out_conn *o = &t->out[slot];
+    memset(o, 0, sizeof(*o));
+    o->t = t;
+    o->idx = (int)slot;
+    o->fd = -1;
+    o->backoff_ms = BACKOFF_MIN_MS;
+    out_dial(o);
+    return 0;
+}
+
+void transport_remove_peer(transport *t, uint64_t id)
+{
+    size_t i = 0;
+    while (i < t->cfg.npeers && (id == 0 || t->cfg.peer_ids[i] != id))
+        i++;
+    if (i == t->cfg.npeers)
+        return;
+    out_conn *o = &t->out[i];
+    if (o->retry)
+        evloop_timer_cancel(t->loop, o->retry);
+    o->retry = NULL;
+    if (o->fd >= 0) {
+        evloop_del_fd(t->loop, o->fd);
+        close(o->fd);
+        o->fd = -1;
+    }
+    buf_free(&o->out);
+    o->state = OUT_IDLE;
+    t->cfg.peer_ids[i] = 0; /* a free slot: no dialing, its hello is refused */
+    t->removed[t->nremoved++ % REMOVED_MAX] = id;
+    /* its inbound connections too: its next hello learns that it was removed */
+    for (in_conn **pp = &t->ins; *pp;) {
+        in_conn *c = *pp;
+        if (c->from != id) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next; /* unlinked here; in_close then finds nothing to unlink */
+        in_close(c);
+    }
 }
 
 void transport_free(transport *t)

@@ -38,7 +38,8 @@ enum transport_kind {
     TRANSPORT_RAFT = 1,
     TRANSPORT_FWD_REQ = 2,
     TRANSPORT_FWD_RESP = 3,
-    TRANSPORT_INFO = 4
+    TRANSPORT_INFO = 4,
+    TRANSPORT_REFUSED = 100 /* local only: a peer refused our hello; body = its reason */
 };
 
 typedef struct transport transport;
@@ -78,6 +79,25 @@ void transport_hello_encode(uint8_t out[TRANSPORT_HELLO_LEN], uint64_t cluster_i
 /* 0, or -1 with a reason: bad magic/version, other cluster, not for me, unknown sender. */
 int transport_hello_check(const transport_config *cfg, const uint8_t in[TRANSPORT_HELLO_LEN],
                           int expect_from, uint64_t *from, char *why, size_t whylen);
+/* Membership changes: start dialing a new member / stop talking to a removed one (its slot
+ * is reused; a removed member's hello is refused). */
+int transport_add_peer(transport *t, uint64_t id, const char *host, const char *port);
+void transport_remove_peer(transport *t, uint64_t id);
+/* A joining member (--initial-cluster-state existing, empty data dir) asks a running member
+ * at host:port, over the peer port, for its own ID, the cluster ID and the members, naming
+ * its advertised peer URL (my_host, my_port). Blocking, with a timeout (before the event
+ * loop runs). Returns 0 and fills the answer, -1 with err (refused: the reason given). */
+typedef struct transport_join_info {
+    uint64_t cluster_id, self_id, answered_by;
+    size_t n;
+    uint64_t ids[TRANSPORT_MAX_PEERS];
+    char host[TRANSPORT_MAX_PEERS][256];
+    char port[TRANSPORT_MAX_PEERS][8];
+} transport_join_info;
+int transport_join_query(const char *host, const char *port, const char *my_host,
+                         const char *my_port, int timeout_ms, transport_join_info *out, char *err,
+                         size_t errlen);
+
 /* Frame codec (exposed for the fuzzer and tests). transport_frame_parse looks at the
  * `have` bytes at p: 0 = incomplete, 1 = one whole valid frame of TRANSPORT_FRAME_HDR +
  * *len bytes (kind in *kind), -1 = invalid (why says what; the connection is closed). */

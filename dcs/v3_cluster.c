@@ -35,31 +35,45 @@ static void str_list(jw *w, const char *name, const char *const *v, size_t n)
     jw_arr_end(w);
 }
 
-void v3_render_member_list(jw *w, const v3_header *h, const v3_member *m, size_t n)
+static void member_obj(jw *w, const v3_member *m)
+{
+    jw_obj(w);
+    u64_field(w, "ID", m->id);
+    if (m->name && *m->name) {
+        jw_key(w, "name");
+        jw_cstr(w, m->name);
+    }
+    str_list(w, "peerURLs", m->peer_urls, m->npeer);
+    str_list(w, "clientURLs", m->client_urls, m->nclient);
+    if (m->is_learner) {
+        jw_key(w, "isLearner");
+        jw_bool(w, true);
+    }
+    jw_obj_end(w);
+}
+
+void v3_render_member_change(jw *w, const v3_header *h, const v3_member *changed,
+                             const v3_member *m, size_t n)
 {
     jw_obj(w);
     header(w, h);
+    if (changed) {
+        jw_key(w, "member");
+        member_obj(w, changed);
+    }
     if (n) {
         jw_key(w, "members");
         jw_arr(w);
-        for (size_t i = 0; i < n; i++) {
-            jw_obj(w);
-            u64_field(w, "ID", m[i].id);
-            if (m[i].name && *m[i].name) {
-                jw_key(w, "name");
-                jw_cstr(w, m[i].name);
-            }
-            str_list(w, "peerURLs", m[i].peer_urls, m[i].npeer);
-            str_list(w, "clientURLs", m[i].client_urls, m[i].nclient);
-            if (m[i].is_learner) {
-                jw_key(w, "isLearner");
-                jw_bool(w, true);
-            }
-            jw_obj_end(w);
-        }
+        for (size_t i = 0; i < n; i++)
+            member_obj(w, &m[i]);
         jw_arr_end(w);
     }
     jw_obj_end(w);
+}
+
+void v3_render_member_list(jw *w, const v3_header *h, const v3_member *m, size_t n)
+{
+    v3_render_member_change(w, h, NULL, m, n);
 }
 
 void v3_render_status(jw *w, const v3_header *h, const v3_status *st)

@@ -33,6 +33,10 @@ typedef struct v3_status {
 
 /* etcd sends this header without a revision: pass h->revision = 0. */
 void v3_render_member_list(jw *w, const v3_header *h, const v3_member *m, size_t n);
+/* MemberAdd/Remove/Update/PromoteResponse: "member" (the added one; NULL: none) and
+ * "members" (the list after the change). */
+void v3_render_member_change(jw *w, const v3_header *h, const v3_member *changed,
+                             const v3_member *m, size_t n);
 void v3_render_status(jw *w, const v3_header *h, const v3_status *st);
 /* {"etcdserver":"3.4.23","etcdcluster":"3.4.0"} */
 void v3_render_version(jw *w, const char *server, const char *cluster);
