@@ -533,9 +533,12 @@ def report(r):
     lo, hf, ha = (r.get(k, []) for k in ("leader_change_ours_ms", "leader_change_haproxy_first_ms",
                                          "leader_change_haproxy_all_ms"))
     fmt = lambda v: f"{min(v):.1f} / {statistics.median(v):.1f} / {max(v):.1f} ms (n={len(v)})" if v else "n/a"
-    log("leader key change -> first new connection on the new primary (min / median / max):")
-    log(f"  ours:    {fmt(lo)}   goal <= 100 ms: {'met' if lo and max(lo) <= 100 else 'NOT met'}")
-    log(f"  haproxy: {fmt(hf)}; until every new connection lands there: {fmt(ha)}")
+    if not (lo or hf):
+        log("leader key change: not run")
+    else:
+        log("leader key change -> first new connection on the new primary (min / median / max):")
+        log(f"  ours:    {fmt(lo)}   goal <= 100 ms: {'met' if lo and max(lo) <= 100 else 'NOT met'}")
+        log(f"  haproxy: {fmt(hf)}; until every new connection lands there: {fmt(ha)}")
     if "rss_idle_ours_kb" not in r:
         return
     log(f"memory: idle VmRSS ours {r['rss_idle_ours_kb'] / 1000:.2f} MB (goal <= 4 MB: "
