@@ -78,13 +78,14 @@ def dcs_binary(release=False):
 class Cluster:
     """kind "ours" (appliance-dcs) or "etcd"; members on 127.0.100.<base+i>."""
 
-    def __init__(self, kind, base, n=3, binary=None, tmp=None, names=None):
+    def __init__(self, kind, base, n=3, binary=None, tmp=None, names=None, extra=()):
         self.kind, self.base, self.n = kind, base, n
         self.dir = tempfile.mkdtemp(prefix="dcs-grpc-%s-" % kind, dir=tmp)
         self.hosts = ["127.0.100.%d" % (base + i) for i in range(1, n + 1)]
         self.names = names or ["n%d" % i for i in range(1, n + 1)]
         self.urls = ["http://%s:2379" % h for h in self.hosts]
         self.binary = binary
+        self.extra = list(extra)
         self.procs = []
         self.initial = ",".join("%s=http://%s:2380" % (nm, h)
                                 for nm, h in zip(self.names, self.hosts))
@@ -98,7 +99,8 @@ class Cluster:
                     "--initial-advertise-peer-urls", "http://%s:2380" % h,
                     "--initial-cluster", self.initial,
                     "--initial-cluster-token", "grpc-" + self.kind,
-                    "--heartbeat-interval", "50", "--election-timeout", "500", "--enable-v2"]
+                    "--heartbeat-interval", "50", "--election-timeout", "500",
+                    "--enable-v2"] + self.extra
             log = open(os.path.join(self.dir, nm + ".log"), "w")
             env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0")
             self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
