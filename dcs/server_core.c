@@ -16,17 +16,18 @@
 #include "log.h"
 
 /* Forwarded-proposal protocol (transport kinds FWD_REQ / FWD_RESP), little-endian:
- *   REQ:  u8 op (1 propose, 2 keepalive) | u64 request id | propose: command bytes;
- *         keepalive: i64 lease id
+ *   REQ:  u8 op (1 propose, 2 keepalive, 3 timetolive) | u64 request id | propose: command
+ *         bytes; keepalive, timetolive: i64 lease id
  *   RESP: u64 request id | u8 status (0 ok, 1 not leader, 2 busy) | u64 index | u64 term |
- *         i64 keepalive TTL (0 = lease not found)
+ *         i64 keepalive TTL (0 = lease not found) or timetolive: 1 + remaining TTL (0 = not
+ *         found)
  * Raft followers cannot propose (raft_propose is leader-only), so a follower ships the
  * encoded command to the leader, which proposes it and answers with the entry's index and
  * term; the follower answers its client when IT applies that index (its own store renders
  * the same result, every member applying the same commands). The answer travels on the
  * same ordered connection as the leader's appends, so the index is known before the entry
  * can apply here. */
-enum { FWD_PROPOSE = 1, FWD_KEEPALIVE = 2 };
+enum { FWD_PROPOSE = 1, FWD_KEEPALIVE = 2, FWD_TIMETOLIVE = 3 };
 enum { FWD_OK = 0, FWD_NOT_LEADER = 1, FWD_BUSY = 2 };
 #define FWD_RESP_LEN 33
 
@@ -461,7 +462,7 @@ void dcs_submit(dcs_server *s, preq *p, uint8_t *cmd, size_t len)
     free(cmd);
 }
 
-void dcs_forward_keepalive(dcs_server *s, preq *p)
+static void forward_lease_op(dcs_server *s, preq *p, uint8_t op)
 {
     uint64_t leader = raft_leader(s->r);
     if (!leader) {
@@ -471,11 +472,24 @@ void dcs_forward_keepalive(dcs_server *s, preq *p)
     p->id = ++s->next_id;
     p->state = PS_WAIT_FWD;
     uint8_t m[17];
-    m[0] = FWD_KEEPALIVE;
+    m[0] = op;
     put_u64(m + 1, p->id);
     put_u64(m + 9, (uint64_t)p->v3.id);
     if (transport_send(s->tp, leader, TRANSPORT_FWD_REQ, m, sizeof(m)) != 0)
         dcs_answer_error(p, 14, "etcdserver: no leader");
+}
+
+void dcs_forward_keepalive(dcs_server *s, preq *p)
+{
+    forward_lease_op(s, p, FWD_KEEPALIVE);
+}
+
+/* etcd forwards LeaseTimeToLive to the leader too: only the leader's deadlines are exact
+ * (followers hold the last checkpointed remaining TTL). */
+void dcs_forward_timetolive(dcs_server *s, preq *p)
+{
+    p->ttl_fwd = true;
+    forward_lease_op(s, p, FWD_TIMETOLIVE);
 }
 
 void dcs_read_barrier(dcs_server *s, preq *p)
@@ -533,6 +547,17 @@ static void on_fwd_req(dcs_server *s, uint64_t from, const uint8_t *b, size_t le
                              &ttl) != MVCC_OK)
             ttl = 0;
         fwd_answer(s, from, id, FWD_OK, 0, 0, ttl);
+    } else if (b[0] == FWD_TIMETOLIVE && len == 17) {
+        lease_ttl_info t;
+        mvcc_arena a;
+        mvcc_arena_init(&a, 1u << 20);
+        int64_t r = 0;
+        if (lessor_timetolive(mvcc_lessor(s->st->kv), (int64_t)get_u64(b + 9), dcs_now_ms(s), false,
+                              &a, &t) == MVCC_OK &&
+            t.ttl >= 0)
+            r = t.ttl + 1;
+        mvcc_arena_free(&a);
+        fwd_answer(s, from, id, FWD_OK, 0, 0, r);
     }
 }
 
@@ -552,6 +577,11 @@ static void on_fwd_resp(dcs_server *s, const uint8_t *b, size_t len)
         }
         if (p->kind == PQ_KEEPALIVE) {
             dcs_answer_keepalive(p, (int64_t)get_u64(b + 25));
+            return;
+        }
+        if (p->ttl_fwd) {
+            p->v3.leader_ttl_plus1 = (int64_t)get_u64(b + 25);
+            dcs_answer_read(p);
             return;
         }
         p->state = PS_WAIT_APPLY;

@@ -432,6 +432,10 @@ static void handle_v3(dcs_server *s, http_conn *c, const http_request *req, int 
         dcs_forward_keepalive(s, p);
         return;
     }
+    if (ep == V3_LEASE_TIMETOLIVE && raft_role(s->r) != RAFT_LEADER) {
+        dcs_forward_timetolive(s, p);
+        return;
+    }
     if (ep == V3_KV_RANGE && !p->v3.op.u.range.serializable) {
         dcs_read_barrier(s, p);
         return;

@@ -55,6 +55,7 @@ typedef struct preq {
     uint64_t member_id;   /* PQ_MEMBER */
     int member_op;        /* PQ_MEMBER: store_member_op */
     bool member_v2;       /* PQ_MEMBER: asked through /v2/members */
+    bool ttl_fwd;         /* timetolive forwarded to the leader */
     uint8_t *cmd;         /* encoded command, for a forward retry */
     size_t cmd_len;
     /* A request from the gRPC front (grpc_front.c): answered through these, not HTTP. */
@@ -153,6 +154,8 @@ void dcs_submit(dcs_server *s, preq *p, uint8_t *cmd, size_t len);
 void dcs_read_barrier(dcs_server *s, preq *p);
 /* Forwards a lease keepalive to the leader (follower). */
 void dcs_forward_keepalive(dcs_server *s, preq *p);
+/* Asks the leader for a lease's remaining TTL, then answers p's timetolive (follower). */
+void dcs_forward_timetolive(dcs_server *s, preq *p);
 preq *preq_new(dcs_server *s, http_conn *conn, int kind);
 void preq_free(preq *p);
 

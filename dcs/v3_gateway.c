@@ -95,6 +95,8 @@ void v3_execute_read(dcs_store *st, const v3_request *req, v3_header *h, int64_t
     case V3_LEASE_TIMETOLIVE: {
         lease_ttl_info t;
         int e = lessor_timetolive(mvcc_lessor(st->kv), req->id, now_ms, req->keys, a, &t);
+        if (!e && t.ttl >= 0 && req->leader_ttl_plus1 > 0)
+            t.ttl = req->leader_ttl_plus1 - 1; /* the leader keeps the deadlines */
         if (e)
             error_out(e, w, status);
         else

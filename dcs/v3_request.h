@@ -49,6 +49,9 @@ typedef struct v3_request {
     bool physical;   /* compaction */
     int64_t id, ttl; /* lease */
     bool keys;       /* timetolive */
+    /* timetolive on a follower: 1 + the remaining TTL the leader reported (set by the
+     * server, never parsed; 0 = none: the local checkpointed value is served) */
+    int64_t leader_ttl_plus1;
     int watch_kind;
     v3_watch_create watch;
     int64_t watch_id; /* cancel */

@@ -111,6 +111,20 @@ try:
        ka)
     s.close()
 
+    # timetolive on a follower is the leader's (etcd forwards it there): exact within 1 s
+    st, g, _ = L.post("/v3/lease/grant", {"TTL": 60})
+    lid2 = g.get("ID")
+    time.sleep(2.5)  # not synchronisation: the TTL must visibly run down
+    st, tl, _ = L.post("/v3/lease/timetolive", {"ID": lid2})
+    st2, tf, _ = F[0].post("/v3/lease/timetolive", {"ID": lid2})
+    ok(st == 200 and st2 == 200 and tf.get("grantedTTL") == "60" and int(tf["TTL"]) <= 58
+       and abs(int(tl["TTL"]) - int(tf["TTL"])) <= 1,
+       "timetolive on a follower: the leader's remaining TTL (%s vs %s)"
+       % (tf.get("TTL"), tl.get("TTL")), (tl, tf))
+    st, tf, _ = F[0].post("/v3/lease/timetolive", {"ID": "4242"})
+    ok(st == 200 and tf.get("TTL") == "-1", "timetolive of an unknown lease on a follower: TTL -1",
+       tf)
+
     # v2 on the same port
     st, j, hd = http("PUT", F[0].url + "/v2/keys/dir/x", form={"value": "v"})
     ok(st == 201 and j["action"] == "set" and hd.get("X-Etcd-Index"),
