@@ -129,6 +129,23 @@ else
   nok "appliancectl list in pg-0"; show "$T/ctl.log"
 fi
 
+# pg-cluster-init (ROLE=init: appliancectl provision) ran init_users_dbs.sql once through
+# pg-router:5000 and exited 0; its role and database exist on the primary.
+init_exited() { [ "$(docker inspect -f '{{.State.Status}}' "$(dc ps -q pg-cluster-init)" 2>/dev/null)" = exited ]; }
+if wait_for 120 init_exited; then
+  init_code=$(docker inspect -f '{{.State.ExitCode}}' "$(dc ps -q pg-cluster-init)" 2>/dev/null)
+  if [ "$init_code" = 0 ]; then ok "pg-cluster-init (appliancectl provision) exited 0"
+  else nok "pg-cluster-init exited $init_code"; dc logs --no-color pg-cluster-init >"$T/init.log" 2>&1; show "$T/init.log"; fi
+else
+  nok "pg-cluster-init did not finish within 120 s"
+fi
+if sql 5000 "select (select count(*) from pg_roles where rolname = 'app') || ' ' || (select count(*) from pg_database where datname = 'app')" &&
+  [ "$(tail -1 "$T/sql.out")" = "1 1" ]; then
+  ok "init_users_dbs.sql took effect: role app and database app exist"
+else
+  nok "role/database app after provisioning"; show "$T/sql.raw"
+fi
+
 dc logs --no-color >"$T/all.log" 2>&1
 if ! grep -q 'seccomp: denied' "$T/all.log"; then ok "no syscall denied in any container"
 else nok "seccomp denials"; grep 'seccomp: denied' "$T/all.log" | sort | uniq -c | head | sed 's/^/#   /'; fi
@@ -143,7 +160,5 @@ for s in etcd-1 etcd-2 etcd-3 pg-0 pg-1 pg-2 pg-router; do
 done
 if [ -z "$bad" ]; then ok "docker-compose stop: every long-running container exited 0 ($stop_ms ms)"
 else nok "docker-compose stop: exit codes$bad"; fi
-init_code=$(docker inspect -f '{{.State.ExitCode}}' "$(dc ps -q pg-cluster-init)" 2>/dev/null)
-echo "# pg-cluster-init (ROLE=init, appliancectl provision) exited $init_code"
 echo "1..$n"
 exit "$failed"
