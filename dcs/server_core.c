@@ -17,7 +17,8 @@
 
 /* Forwarded-proposal protocol (transport kinds FWD_REQ / FWD_RESP), little-endian:
  *   REQ:  u8 op (1 propose, 2 keepalive, 3 timetolive) | u64 request id | propose: command
- *         bytes; keepalive, timetolive: i64 lease id
+ *         bytes; keepalive, timetolive: i64 lease id; member: u8 op | u64 member id |
+ *         peer URL bytes
  *   RESP: u64 request id | u8 status (0 ok, 1 not leader, 2 busy) | u64 index | u64 term |
  *         i64 keepalive TTL (0 = lease not found) or timetolive: 1 + remaining TTL (0 = not
  *         found)
@@ -27,8 +28,8 @@
  * the same result, every member applying the same commands). The answer travels on the
  * same ordered connection as the leader's appends, so the index is known before the entry
  * can apply here. */
-enum { FWD_PROPOSE = 1, FWD_KEEPALIVE = 2, FWD_TIMETOLIVE = 3 };
-enum { FWD_OK = 0, FWD_NOT_LEADER = 1, FWD_BUSY = 2 };
+enum { FWD_PROPOSE = 1, FWD_KEEPALIVE = 2, FWD_TIMETOLIVE = 3, FWD_MEMBER = 4 };
+enum { FWD_OK = 0, FWD_NOT_LEADER = 1, FWD_BUSY = 2, FWD_UNHEALTHY = 3 };
 #define FWD_RESP_LEN 33
 
 int64_t dcs_now_ms(dcs_server *s)
@@ -479,6 +480,25 @@ static void forward_lease_op(dcs_server *s, preq *p, uint8_t op)
         dcs_answer_error(p, 14, "etcdserver: no leader");
 }
 
+void dcs_forward_member(dcs_server *s, preq *p, const char *url)
+{
+    uint64_t leader = raft_leader(s->r);
+    if (!leader) {
+        dcs_answer_error(p, 14, "etcdserver: no leader");
+        return;
+    }
+    p->id = ++s->next_id;
+    p->state = PS_WAIT_FWD;
+    uint8_t m[18];
+    m[0] = FWD_MEMBER;
+    put_u64(m + 1, p->id);
+    m[9] = (uint8_t)p->member_op;
+    put_u64(m + 10, p->member_id);
+    size_t ul = url ? strlen(url) : 0;
+    if (transport_send2(s->tp, leader, TRANSPORT_FWD_REQ, m, sizeof(m), url, ul) != 0)
+        dcs_answer_error(p, 14, "etcdserver: no leader");
+}
+
 void dcs_forward_keepalive(dcs_server *s, preq *p)
 {
     forward_lease_op(s, p, FWD_KEEPALIVE);
@@ -547,6 +567,19 @@ static void on_fwd_req(dcs_server *s, uint64_t from, const uint8_t *b, size_t le
                              &ttl) != MVCC_OK)
             ttl = 0;
         fwd_answer(s, from, id, FWD_OK, 0, 0, ttl);
+    } else if (b[0] == FWD_MEMBER && len >= 18 && len - 18 <= STORE_MAX_PEER_URL) {
+        char url[STORE_MAX_PEER_URL + 1];
+        memcpy(url, b + 18, len - 18);
+        url[len - 18] = 0;
+        uint64_t idx;
+        int rc = strlen(url) != len - 18
+                     ? RAFT_EINVAL
+                     : dcs_member_propose(s, b[9], get_u64(b + 10), len > 18 ? url : NULL, &idx);
+        if (rc == 0)
+            fwd_answer(s, from, id, FWD_OK, idx, raft_term(s->r), 0);
+        else
+            fwd_answer(s, from, id, rc == RAFT_ENOTLEADER ? FWD_NOT_LEADER : FWD_UNHEALTHY, 0, 0,
+                       0);
     } else if (b[0] == FWD_TIMETOLIVE && len == 17) {
         lease_ttl_info t;
         mvcc_arena a;
@@ -571,8 +604,9 @@ static void on_fwd_resp(dcs_server *s, const uint8_t *b, size_t len)
             continue;
         if (b[8] != FWD_OK) {
             dcs_answer_error(p, 14,
-                             b[8] == FWD_BUSY ? "etcdserver: too many requests"
-                                              : "etcdserver: leader changed");
+                             b[8] == FWD_BUSY        ? "etcdserver: too many requests"
+                             : b[8] == FWD_UNHEALTHY ? "etcdserver: unhealthy cluster"
+                                                     : "etcdserver: leader changed");
             return;
         }
         if (p->kind == PQ_KEEPALIVE) {

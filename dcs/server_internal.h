@@ -171,6 +171,11 @@ void dcs_members_sync(dcs_server *s);
  * false when path is none of them. */
 bool dcs_members_http(dcs_server *s, http_conn *c, const http_request *req);
 void dcs_members_answer(preq *p, const store_result *res);
+/* Leader: proposes a change (configuration + member record); 0 with the record's index,
+ * or a RAFT_E* code. */
+int dcs_member_propose(dcs_server *s, int op, uint64_t id, const char *url, uint64_t *idx);
+/* server_core.c: a follower forwards a member change to the leader. */
+void dcs_forward_member(dcs_server *s, preq *p, const char *url);
 
 /* server_http.c */
 void dcs_respond_jw(http_conn *c, int status, const char *extra, jw *w);

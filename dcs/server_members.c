@@ -339,31 +339,22 @@ static bool url_in_use(const dcs_server *s, const char *url, uint64_t except)
     return false;
 }
 
-static void start_change(dcs_server *s, http_conn *c, bool v2, int op, uint64_t id, const char *url)
+int dcs_member_propose(dcs_server *s, int op, uint64_t id, const char *url, uint64_t *idx)
 {
-    if (raft_role(s->r) != RAFT_LEADER) {
-        /* the leader proposes configuration changes; etcd forwards, we ask the client to */
-        answer_err(s, c, v2, 14, "etcdserver: not leader (send membership changes to the leader)");
-        return;
-    }
-    preq *p = preq_new(s, c, PQ_MEMBER);
-    if (!p) {
-        answer_err(s, c, v2, 8, "etcdserver: too many requests");
-        return;
-    }
-    p->conn = NULL; /* answered here on failure; attached on success */
+    if (raft_role(s->r) != RAFT_LEADER)
+        return RAFT_ENOTLEADER;
+    dcs_url u;
+    char err[300];
+    if (op < STORE_MEMBER_ADD || op > STORE_MEMBER_UPDATE || id == 0 ||
+        (op != STORE_MEMBER_REMOVE &&
+         (!url || dcs_url_parse(url, &u, "peer URL", err, sizeof(err)) != 0)))
+        return RAFT_EINVAL; /* a forwarded change is checked again here */
     if (op != STORE_MEMBER_UPDATE) {
         uint64_t ci;
         int rc = raft_change_member(s->r, op == STORE_MEMBER_ADD ? RAFT_CONF_ADD : RAFT_CONF_REMOVE,
                                     id, &ci);
-        if (rc != 0) {
-            preq_free(p);
-            answer_err(s, c, v2, 14,
-                       rc == RAFT_ECONFPENDING ? "etcdserver: unhealthy cluster (a membership "
-                                                 "change is still in progress)"
-                                               : "etcdserver: unhealthy cluster");
-            return;
-        }
+        if (rc != 0)
+            return rc;
     }
     store_cmd cmd;
     memset(&cmd, 0, sizeof(cmd));
@@ -374,31 +365,53 @@ static void start_change(dcs_server *s, http_conn *c, bool v2, int op, uint64_t 
     cmd.peer_url_len = url ? strlen(url) : 0;
     uint8_t *buf;
     size_t len;
-    uint64_t idx;
-    if (store_cmd_encode(&cmd, 4096, &buf, &len) != 0 ||
-        raft_propose(s->r, buf, (uint32_t)len, &idx) != 0) {
+    if (store_cmd_encode(&cmd, 4096, &buf, &len) != 0)
+        return RAFT_ENOMEM;
+    int rc = raft_propose(s->r, buf, (uint32_t)len, idx);
+    free(buf);
+    if (rc != 0) {
         log_error("member %016llx: configuration changed but its record was not proposed; "
                   "repeat the request (member update)",
                   (unsigned long long)id);
-        preq_free(p);
-        answer_err(s, c, v2, 14, "etcdserver: request timed out");
-        return;
+        return rc;
     }
-    free(buf);
-    p->conn = c;
-    dcs_preq_attach(p, c);
-    p->state = PS_WAIT_APPLY;
-    p->index = idx;
-    p->term = raft_term(s->r);
-    p->member_id = id;
-    p->member_op = op;
-    p->member_v2 = v2;
     log_info("member %s %016llx%s%s proposed",
              op == STORE_MEMBER_ADD      ? "add"
              : op == STORE_MEMBER_REMOVE ? "remove"
                                          : "update",
              (unsigned long long)id, url ? " " : "", url ? url : "");
     dcs_schedule_drain(s);
+    return 0;
+}
+
+static void start_change(dcs_server *s, http_conn *c, bool v2, int op, uint64_t id, const char *url)
+{
+    preq *p = preq_new(s, c, PQ_MEMBER);
+    if (!p) {
+        answer_err(s, c, v2, 8, "etcdserver: too many requests");
+        return;
+    }
+    p->member_id = id;
+    p->member_op = op;
+    p->member_v2 = v2;
+    dcs_preq_attach(p, c);
+    if (raft_role(s->r) != RAFT_LEADER) {
+        /* a follower ships the change to the leader and answers when it applies here */
+        dcs_forward_member(s, p, url);
+        return;
+    }
+    uint64_t idx;
+    int rc = dcs_member_propose(s, op, id, url, &idx);
+    if (rc != 0) {
+        dcs_answer_error(p, 14,
+                         rc == RAFT_ECONFPENDING ? "etcdserver: unhealthy cluster (a membership "
+                                                   "change is still in progress)"
+                                                 : "etcdserver: unhealthy cluster");
+        return;
+    }
+    p->state = PS_WAIT_APPLY;
+    p->index = idx;
+    p->term = raft_term(s->r);
 }
 
 static uint64_t new_member_id(dcs_server *s, const char *url)
