@@ -170,6 +170,8 @@ static void sink_read(preq *p)
     case V3_LEASE_TIMETOLIVE: {
         lease_ttl_info t;
         e = lessor_timetolive(mvcc_lessor(st->kv), req->id, dcs_now_ms(s), req->keys, &a, &t);
+        if (!e && t.ttl >= 0 && req->leader_ttl_plus1 > 0)
+            t.ttl = req->leader_ttl_plus1 - 1; /* a follower: the leader's remaining TTL */
         if (!e && t.ttl == -1)
             memset(&h, 0, sizeof(h)); /* etcd answers a missing lease with an empty header */
         if (!e)
@@ -222,26 +224,7 @@ static void member_list(dcs_server *s, grpc_call *call)
     v3_member m[DCS_MAX_MEMBERS];
     const char *purls[DCS_MAX_MEMBERS][1];
     const char *curls[DCS_MAX_MEMBERS][DCS_MAX_URLS];
-    size_t n = s->f.nmembers;
-    for (size_t i = 0; i < n; i++) {
-        m[i].id = s->f.members[i].id;
-        purls[i][0] = s->f.members[i].peer.text;
-        m[i].peer_urls = purls[i];
-        m[i].npeer = 1;
-        m[i].is_learner = false;
-        if (i == s->f.self) {
-            m[i].name = s->f.name;
-            for (size_t k = 0; k < s->f.nadvertise_client; k++)
-                curls[i][k] = s->f.advertise_client[k].text;
-            m[i].nclient = s->f.nadvertise_client;
-        } else {
-            m[i].name = s->peers[i].name;
-            for (size_t k = 0; k < s->peers[i].nclient; k++)
-                curls[i][k] = s->peers[i].client_urls[k];
-            m[i].nclient = s->peers[i].nclient;
-        }
-        m[i].client_urls = curls[i];
-    }
+    size_t n = dcs_member_view(s, m, purls, curls);
     for (size_t i = 1; i < n; i++) /* etcd lists members by ID */
         for (size_t j = i; j > 0 && m[j - 1].id > m[j].id; j--) {
             v3_member t = m[j];
@@ -502,6 +485,10 @@ static void kv_lease(dcs_server *s, grpc_call *call, int ep, const uint8_t *msg,
     if (ep == V3_LEASE_KEEPALIVE && raft_role(s->r) != RAFT_LEADER) {
         p->kind = PQ_KEEPALIVE; /* leases live on the leader */
         dcs_forward_keepalive(s, p);
+        return;
+    }
+    if (ep == V3_LEASE_TIMETOLIVE && raft_role(s->r) != RAFT_LEADER) {
+        dcs_forward_timetolive(s, p); /* the leader holds the deadlines (as etcd) */
         return;
     }
     if (ep == V3_KV_RANGE && !p->v3.op.u.range.serializable) {
