@@ -128,6 +128,19 @@ for c in 1 16; do
   run etcd "$etcd_ip" $c
 done
 load_ours=$(rss_kb "$ours_pid"); load_etcd=$(rss_kb "$etcd_pid")
+# the disk's share of the tail: both leaders' WAL fdatasync histograms (same metric name)
+fsync_tail() { # ip -> "count >4ms% >16ms%"
+  curl -s -m 5 "http://$1:2379/metrics" | python3 -c '
+import sys
+b = {}
+for ln in sys.stdin:
+    if ln.startswith("etcd_disk_wal_fsync_duration_seconds_bucket"):
+        le = ln.split("le=\"")[1].split("\"")[0]
+        b[le] = float(ln.split()[-1])
+n = b.get("+Inf", 0) or 1
+print("%d %.2f %.2f" % (n, 100 * (n - b.get("0.004", 0)) / n, 100 * (n - b.get("0.016", 0)) / n))'
+}
+read -r fs_n_o fs4_o fs16_o < <(fsync_tail "$ours_ip"); read -r fs_n_e fs4_e fs16_e < <(fsync_tail "$etcd_ip")
 if [ "${BENCH_PUTS:-0}" -gt 0 ]; then
   for k in ours etcd; do
     ip=$ours_ip; [ $k = etcd ] && ip=$etcd_ip
@@ -160,6 +173,9 @@ done
 total_o=$(( $(echo "${R[ours,1]}" | awk '{print $2}') + $(echo "${R[ours,16]}" | awk '{print $2}') ))
 printf '%-22s %12s %12s %8s\n' "RSS idle (kB)" "$idle_ours" "$idle_etcd" "$(ratio "$idle_ours" "$idle_etcd")"
 printf '%-22s %12s %12s %8s\n' "RSS after load (kB)" "$load_ours" "$load_etcd" "$(ratio "$load_ours" "$load_etcd")"
+printf '%-22s %12s %12s\n' "leader fsyncs" "$fs_n_o" "$fs_n_e"
+printf '%-22s %12s %12s\n' "  of them > 4 ms (%)" "$fs4_o" "$fs4_e"
+printf '%-22s %12s %12s\n' "  of them > 16 ms (%)" "$fs16_o" "$fs16_e"
 echo "(leaders; after $total_o puts on ours)"
 if [ "${BENCH_PUTS:-0}" -gt 0 ]; then
   read -r _ n_o rps_o p50_o p99_o err_o <<<"${R[ours,N]}"
