@@ -59,6 +59,10 @@ enum grpc_method {
     GM_ROLE_LIST,
     GM_USER_GET,
     GM_ROLE_GET,
+    GM_MEMBER_ADD,
+    GM_MEMBER_REMOVE,
+    GM_MEMBER_UPDATE,
+    GM_MEMBER_PROMOTE,
     GM_COUNT
 };
 

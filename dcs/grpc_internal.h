@@ -33,6 +33,11 @@ struct grpc_front {
 
 /* grpc_service.c */
 void grpc_service_init(grpc_service *svc);
+/* p answers call through the gRPC sink (takes a call reference). */
+void grpc_preq_attach(preq *p, grpc_call *call);
+/* grpc_cluster.c: MemberAdd/Remove/Update/Promote; the applied answer's message. */
+void grpc_member_change(dcs_server *s, grpc_call *call, const uint8_t *msg, size_t len);
+void grpc_member_answer(preq *p, const store_result *res, pb_buf *b);
 /* grpc_watch.c */
 void grpc_watch_message(grpc_front *g, grpc_call *call, const uint8_t *msg, size_t len);
 void grpc_watch_gone(grpc_front *g, grpc_call *call);

@@ -106,6 +106,20 @@ static void sink_applied(preq *p, const store_result *res)
     dcs_server *s = p->s;
     grpc_call *call = p->sink_arg;
     s->proposals_ok++;
+    if (p->kind == PQ_MEMBER) {
+        dcs_members_sync(s); /* as dcs_members_answer: members follow the applied record */
+        if (res->err != MVCC_OK) {
+            error_reply(call, GRPC_INTERNAL, "etcdserver: member record not applied");
+        } else {
+            pb_buf b;
+            pb_buf_init(&b, RESP_MAX);
+            grpc_member_answer(p, res, &b);
+            reply(call, &b);
+            pb_buf_free(&b);
+        }
+        release(p);
+        return;
+    }
     if (res->err) {
         v3_error e;
         v3_error_from_store(res->err, &e);
@@ -216,6 +230,13 @@ static void sink_keepalive(preq *p, int64_t ttl)
 }
 
 static const preq_sink grpc_sink = {sink_applied, sink_error, sink_read, sink_keepalive};
+
+void grpc_preq_attach(preq *p, grpc_call *call)
+{
+    p->sink = &grpc_sink;
+    p->sink_arg = call;
+    grpc_call_ref(call);
+}
 
 /* ---- Maintenance / Cluster: answered from member state at once ---- */
 static void member_list(dcs_server *s, grpc_call *call)
@@ -460,9 +481,7 @@ static void kv_lease(dcs_server *s, grpc_call *call, int ep, const uint8_t *msg,
         error_reply(call, GRPC_UNAVAILABLE, "etcdserver: too many requests");
         return;
     }
-    p->sink = &grpc_sink;
-    p->sink_arg = call;
-    grpc_call_ref(call);
+    grpc_preq_attach(p, call);
     if (k)
         k->pending++;
     v3_error err;
@@ -518,6 +537,12 @@ static void on_message(grpc_call *call, const uint8_t *msg, size_t len, void *ar
         return;
     case GM_HEALTH_CHECK:
         health(s, call);
+        return;
+    case GM_MEMBER_ADD:
+    case GM_MEMBER_REMOVE:
+    case GM_MEMBER_UPDATE:
+    case GM_MEMBER_PROMOTE:
+        grpc_member_change(s, call, msg, len);
         return;
     /* Authentication is not implemented: answer as an etcd with auth disabled, so clients
      * configured with credentials still work (clientv3 goes on without a token when

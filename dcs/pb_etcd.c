@@ -736,20 +736,35 @@ void pb_enc_watch(pb_buf *b, const v3_header *h, const v3_watch_resp *r)
     }
 }
 
+static void enc_member(pb_buf *b, uint32_t field, const v3_member *mem)
+{
+    size_t m = pb_begin(b, field);
+    pb_u64(b, 1, mem->id);
+    pb_str(b, 2, mem->name);
+    for (size_t k = 0; k < mem->npeer; k++)
+        pb_bytes_rep(b, 3, mem->peer_urls[k], strlen(mem->peer_urls[k]));
+    for (size_t k = 0; k < mem->nclient; k++)
+        pb_bytes_rep(b, 4, mem->client_urls[k], strlen(mem->client_urls[k]));
+    pb_bool(b, 5, mem->is_learner);
+    pb_end(b, m);
+}
+
 void pb_enc_member_list(pb_buf *b, const v3_header *h, const v3_member *mem, size_t n)
 {
     enc_header(b, h);
-    for (size_t i = 0; i < n; i++) {
-        size_t m = pb_begin(b, 2);
-        pb_u64(b, 1, mem[i].id);
-        pb_str(b, 2, mem[i].name);
-        for (size_t k = 0; k < mem[i].npeer; k++)
-            pb_bytes_rep(b, 3, mem[i].peer_urls[k], strlen(mem[i].peer_urls[k]));
-        for (size_t k = 0; k < mem[i].nclient; k++)
-            pb_bytes_rep(b, 4, mem[i].client_urls[k], strlen(mem[i].client_urls[k]));
-        pb_bool(b, 5, mem[i].is_learner);
-        pb_end(b, m);
-    }
+    for (size_t i = 0; i < n; i++)
+        enc_member(b, 2, &mem[i]);
+}
+
+void pb_enc_member_add(pb_buf *b, const v3_header *h, const v3_member *mem, size_t n,
+                       uint64_t added)
+{
+    enc_header(b, h);
+    for (size_t i = 0; i < n; i++)
+        if (mem[i].id == added)
+            enc_member(b, 2, &mem[i]);
+    for (size_t i = 0; i < n; i++)
+        enc_member(b, 3, &mem[i]);
 }
 
 void pb_enc_status(pb_buf *b, const v3_header *h, const v3_status *st)

@@ -34,7 +34,10 @@ void pb_enc_lease_keepalive(pb_buf *b, const v3_header *h, int64_t id, int64_t t
 void pb_enc_lease_timetolive(pb_buf *b, const v3_header *h, const lease_ttl_info *t);
 void pb_enc_lease_leases(pb_buf *b, const v3_header *h, const int64_t *ids, size_t n);
 void pb_enc_watch(pb_buf *b, const v3_header *h, const v3_watch_resp *r);
+/* MemberListResponse; also MemberRemove/UpdateResponse (the same fields). */
 void pb_enc_member_list(pb_buf *b, const v3_header *h, const v3_member *m, size_t n);
+/* MemberAddResponse: the added member, then every member. */
+void pb_enc_member_add(pb_buf *b, const v3_header *h, const v3_member *m, size_t n, uint64_t added);
 void pb_enc_status(pb_buf *b, const v3_header *h, const v3_status *st);
 
 #endif

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grpclib import (Cluster, dcs_binary, done, etcdctl, normalize, ok,  # noqa: E402
                      serialize, wait_for)
@@ -204,6 +205,22 @@ def scenario(c):
     run("member list", ["member", "list"], sort=True)
     run("member list -w table", ["member", "list", "-w", "table"], sort=True)
     run("member list -w json", ["member", "list", "-w", "json"])
+    # membership: add (an unstarted 4th member keeps the quorum of 3), update, remove
+    new = c.hosts[0].rsplit(".", 1)[0] + ".%d" % (c.base + 4)
+    box = []
+    # etcd refuses changes until its members have been active a while: retry
+    wait_for(lambda: box.append(etcdctl(urls[1], ["member", "add", "n4", "--peer-urls=http://%s"
+                                                  ":2380" % new])) or box[-1][0] == 0, 20, 0.5)
+    res.append(("member add", box[-1][0], box[-1][1], box[-1][2], False))
+    run("member list with an unstarted member", ["member", "list"], sort=True)
+    rc, out, _ = etcdctl(urls[0], ["member", "list"])
+    mid = next((ln.split(",")[0] for ln in out.splitlines() if new + ":" in ln), "0")
+    run("member update", ["member", "update", mid, "--peer-urls=http://%s:2381" % new])
+    run("member remove", ["member", "remove", mid])
+    run("member remove again (not found)", ["member", "remove", mid])
+    run("member add with a peer URL in use", ["member", "add", "x", "--peer-urls=http://%s:2380"
+                                              % c.hosts[0]])
+    run("member list after remove", ["member", "list"], sort=True)
     run("endpoint status -w table", ["endpoint", "status", "-w", "table"], sort=True,
         all_members=True)
     run("endpoint status -w json", ["endpoint", "status", "-w", "json"], all_members=True)

@@ -214,6 +214,9 @@ def normalize(text, sort=False):
                          for i, c in enumerate(cells)]
             out.append("|".join(_text(c) for c in cells))
             continue
+        if line.startswith("ETCD_INITIAL_CLUSTER="):  # members in ID order: IDs differ
+            line = "ETCD_INITIAL_CLUSTER=" + ",".join(sorted(line.split("=", 1)[1].strip(
+                '"').split(",")))
         out.append(_text(line))
     if sort:
         out.sort()

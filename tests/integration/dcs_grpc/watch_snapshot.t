@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grpclib import Cluster, dcs_binary, done, etcdctl, ok, serialize, wait_for  # noqa: E402
 
