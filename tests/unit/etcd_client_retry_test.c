@@ -105,7 +105,7 @@ TEST(succeeds_when_a_leader_appears_before_the_deadline)
 TEST(fails_at_the_deadline_not_before)
 {
     uint64_t t0;
-    struct outcome o = put_during_election(60 * 1000, 800, &t0);
+    struct outcome o = put_during_election(60000u, 800, &t0);
     CHECK(o.done);
     CHECK(!o.ok);
     CHECK(o.at - t0 >= 650);
@@ -123,7 +123,7 @@ TEST(free_with_a_pause_pending)
     const char *eps[3] = {ep[2], ep[0], ep[1]};
     etcd_client *c = etcd_client_new(loop, http, eps, 3);
     struct outcome o = {0};
-    leader_at = evloop_update_now(loop) + 60 * 1000;
+    leader_at = evloop_update_now(loop) + 60000u;
     CHECK(etcd_put(c, "/k", 2, "v", 1, 0, 5000, on_put, &o) == 0);
     evloop_timer_start(loop, 150, stop_soon, NULL); /* inside a pause between rounds */
     evloop_run(loop);
