@@ -53,6 +53,7 @@
 
 #define PEER_TIMEOUT_MS     1000
 #define PG_QUERY_TIMEOUT_MS 2000
+#define PG_QUICK_EXIT_MS    10000 /* a postgres that dies sooner counts as a failed start */
 
 static void cycle_start(agent *a);
 static void cycle_end(agent *a);
@@ -103,6 +104,10 @@ static void set_state(agent *a, const char *s)
 {
     snprintf(a->state, sizeof(a->state), "%s", s);
 }
+
+typedef void (*controldata_cb)(agent *a, const pg_controldata *c); /* c NULL: failed */
+static int run_controldata(agent *a, controldata_cb cb);
+static void switchover_pg_down(agent *a);
 
 static void set_busy(agent *a, const char *what)
 {
@@ -405,10 +410,27 @@ static void on_pg_exit(proc *p, int status, const char *out, void *arg)
     a->pg_running = 0;
     pg_status_clear(&a->st);
     a->following[0] = '\0';
-    if (!a->pg_stop_requested)
+    if (!a->pg_stop_requested) {
         log_error("postgres exited unexpectedly (status %d)", status);
-    else
+        /* The first crash restarts at once (restart in place as leader); a start that dies
+         * again within PG_QUICK_EXIT_MS waits 1, 2, 4 ... 30 s: each attempt is logged and a
+         * tight loop would flood the log and the CPU without changing the outcome. */
+        if (now_ms(a) - a->pg_started_ms < PG_QUICK_EXIT_MS) {
+            unsigned n = a->pg_quick_exits < 6 ? a->pg_quick_exits : 6;
+            uint64_t pause = n == 0 ? 0 : (uint64_t)1000 << (n - 1);
+            if (pause > 30000)
+                pause = 30000;
+            a->pg_quick_exits++;
+            a->pg_restart_not_before_ms = now_ms(a) + pause;
+            if (pause)
+                log_warn("postgres died %u times right after starting: next start in %llu ms",
+                         a->pg_quick_exits, (unsigned long long)pause);
+        } else {
+            a->pg_quick_exits = 0;
+        }
+    } else {
         log_info("postgres stopped");
+    }
     a->pg_stop_requested = 0;
     set_state(a, "stopped");
     if (a->cb_role[0] && !a->cb_restarting) {
@@ -421,6 +443,10 @@ static void on_pg_exit(proc *p, int status, const char *out, void *arg)
         reinit_continue(a);
     if (a->stopping) {
         return; /* the shutdown path continues from stop_done */
+    }
+    if (a->switchover_release_pending) {
+        switchover_pg_down(a);
+        return; /* agent_wake once the key is released */
     }
     agent_wake(a);
 }
@@ -460,6 +486,7 @@ static void start_postgres(agent *a, int replica)
         return;
     }
     a->pg_stop_requested = 0;
+    a->pg_started_ms = now_ms(a);
     a->resume_candidate = 0; /* from now on postgres itself tells where it stands */
     set_state(a, "starting");
     log_info("started postgres (pid %d) as %s%s%s", (int)proc_pid(a->pg),
@@ -1399,6 +1426,52 @@ static void release_leader(agent *a, etcd_cb cb)
     etcd_txn(a->etcd, &c, 1, &op, 1, NULL, 0, dcs_timeout(a), cb ? cb : on_write_logged, a);
 }
 
+/* Switchover, postgres down: publish its shutdown checkpoint as status.optime (as the
+ * SIGTERM path does), then release the key; the candidates race from here. */
+static void on_switchover_released(const etcd_result *r, void *arg)
+{
+    agent *a = arg;
+    if (!r->ok)
+        log_warn("switchover: releasing the leader key failed: %s (it expires with the lease)",
+                 r->error ? r->error : "?");
+    else
+        log_info("switchover: leader key released after the shutdown checkpoint");
+    set_busy(a, NULL);
+    agent_wake(a);
+}
+
+static void on_switchover_status(const etcd_result *r, void *arg)
+{
+    agent *a = arg;
+    if (!r->ok)
+        log_warn("switchover: could not write the final status key: %s", r->error ? r->error : "?");
+    release_leader(a, on_switchover_released);
+}
+
+static void on_switchover_controldata(agent *a, const pg_controldata *c)
+{
+    char st[64], k[512];
+    if (!c || !a->dcs_ok) {
+        release_leader(a, on_switchover_released);
+        return;
+    }
+    snprintf(st, sizeof(st), "{\"optime\":%" PRId64 "}", c->checkpoint_lsn);
+    key(a, "status", k, sizeof(k));
+    log_info("switchover: shutdown checkpoint at %" PRId64 " (timeline %d); releasing the leader "
+             "key",
+             c->checkpoint_lsn, c->timeline);
+    if (etcd_put(a->etcd, k, strlen(k), st, strlen(st), 0, dcs_timeout(a), on_switchover_status,
+                 a) != 0)
+        release_leader(a, on_switchover_released);
+}
+
+static void switchover_pg_down(agent *a)
+{
+    a->switchover_release_pending = 0;
+    if (run_controldata(a, on_switchover_controldata) != 0)
+        release_leader(a, on_switchover_released);
+}
+
 /* ---------------- peers ---------------- */
 
 static void peers_done(agent *a)
@@ -1571,12 +1644,21 @@ static void act(agent *a, const ha_output *d)
         fence_now(a, d->reason);
         break;
     case HA_SWITCHOVER:
-        /* graceful: fast shutdown (shutdown checkpoint), then release the key */
+        /* graceful: fast shutdown first; the key is released only once postgres is down
+         * (switchover_pg_down). Releasing it at once let the candidate promote while the old
+         * primary was still writing its shutdown checkpoint (and could still be committing):
+         * the candidate forked before WAL another replica had already received, so that
+         * replica could no longer follow (found by local_cluster.t). Postgres' walsenders
+         * send everything up to the shutdown checkpoint to connected standbys before it exits;
+         * the lease keeps being renewed meanwhile, and fencing still applies if it cannot be. */
         log_info("switchover: %s", d->reason);
         pgfiles_marker_set(&a->cfg, 1);
         a->needs_rewind = 1;
+        a->switchover_release_pending = 1;
+        set_busy(a, "switchover: stopping postgres before releasing the leader key");
         stop_postgres(a, SIGINT);
-        release_leader(a, NULL);
+        if (!a->pg) /* nothing to stop */
+            switchover_pg_down(a);
         break;
     case HA_FOLLOW:
         if (a->needs_rewind && a->pg) {
@@ -1665,7 +1747,8 @@ static void decide_and_act(agent *a)
         a->unlocked_since_ms = now_ms(a);
     in.wait_for_starting =
         a->unlocked_since_ms && now_ms(a) < a->unlocked_since_ms + (uint64_t)a->dyn.ttl * 2000;
-    in.async_busy = a->busy || (a->pg && a->pg_stop_requested);
+    in.async_busy = a->busy || (a->pg && a->pg_stop_requested) ||
+                    (!a->pg && now_ms(a) < a->pg_restart_not_before_ms);
     in.failsafe_hold = now_ms(a) < a->failsafe_hold_until_ms;
     in.sync_mode = a->dyn.synchronous_mode;
     in.sync_leader = a->sync_present ? a->sync_leader : NULL;
@@ -2099,7 +2182,6 @@ static void watch_start(agent *a)
 
 /* ---------------- pg_controldata ---------------- */
 
-typedef void (*controldata_cb)(agent *a, const pg_controldata *c); /* c NULL: failed */
 typedef struct cd_req {
     agent *a;
     controldata_cb cb;

@@ -129,7 +129,12 @@ typedef struct agent {
     int reinit_pending; /* POST /reinitialize: data dir goes aside once postgres is down */
 
     int stopping;
-    int stop_optime_done; /* leader shutdown: final status written (or given up) */
+    int stop_optime_done;           /* leader shutdown: final status written (or given up) */
+    int switchover_release_pending; /* switchover: release the key once postgres is down */
+    /* postgres that keeps dying right after its start (e.g. a replica that cannot follow the
+     * leader's timeline) is restarted with a growing pause instead of in a tight loop */
+    uint64_t pg_started_ms, pg_restart_not_before_ms;
+    unsigned pg_quick_exits;
     int exit_code;
 } agent;
 

@@ -100,6 +100,14 @@ others_stream() {
   done
 }
 check "the other two stream from it" wait_until 60 others_stream
+# the old leader released its key only once postgres was down (shutdown checkpoint written
+# and streamed): releasing it earlier let the candidate fork before WAL the third node had
+released_after_shutdown() {
+  awk '/database system is shut down/ && !down {down = NR}
+       /switchover: leader key released after the shutdown checkpoint/ {rel = NR}
+       END {exit !(down && rel && down < rel)}' "$L/$old.log"
+}
+check "the old leader $old released the key after its postgres shut down" released_after_shutdown
 
 denials() { grep -h 'seccomp: denied' "$L"/*.log 2>/dev/null; }
 check "no syscall denied in any role's log after bootstrap, provisioning and switchover" test -z "$(denials)" || diag "$(denials | sort | uniq -c | head)"

@@ -155,7 +155,7 @@ def client(cid):
         val = "c%d-%d" % (cid, seq)
         r = rnd.random()
         t0 = time.monotonic()
-        op = {"key": key, "call": t0}
+        op = {"key": key, "call": t0, "member": m.name}
         try:
             if r < 0.4:
                 op.update(kind="read")
@@ -203,13 +203,13 @@ def nemesis():
             break
         if rnd.random() < 0.5:
             m = rnd.choice(c.members)
-            faults.append("kill -9 %s" % m.name)
+            faults.append("kill -9 %s at %.3f" % (m.name, time.monotonic()))
             m.kill(signal.SIGKILL)
             time.sleep(0.5 + rnd.random())
             m.start()
         else:
             x = rnd.choice(ips)
-            faults.append("isolate %s" % x)
+            faults.append("isolate %s at %.3f" % (x, time.monotonic()))
             for y in ips:
                 if y != x:
                     ipt("-A", "DCSD_LIN", "-s", x, "-d", y, "-j", "DROP")
@@ -245,6 +245,17 @@ try:
         ops = reduce_unknown(ops)
         n_unk = len(ops) - n_ok
         res = linearizable(ops)
+        if res is not True:
+            # keep the evidence: the history (times, member, outcome) and the fault schedule,
+            # so a rare violation can be analysed after the run
+            dump = os.path.join(os.environ.get("DCSD_LIN_DUMP", "build/test-logs"),
+                                "linearizability-%s.json" % key)
+            os.makedirs(os.path.dirname(dump), exist_ok=True)
+            with open(dump, "w") as f:
+                json.dump({"key": key, "faults": faults,
+                           "ops": [dict(o, ret=None if o["ret"] == INF else o["ret"]) for o in ops]},
+                          f, indent=0)
+            print("# history of %s written to %s" % (key, dump))
         ok(res is True and n_ok > 50,
            "%s: %d operations (%d with unknown, observed outcome) are linearizable (%.1f s)"
            % (key, len(ops), n_unk, time.monotonic() - t0),
