@@ -1378,6 +1378,16 @@ static void clear_failover_key(agent *a)
         put_key(a, "failover", "{}", 0);
 }
 
+void agent_switchover_expired(agent *a)
+{
+    /* the REST caller got its 503: a request that could not be carried out must not fire
+     * later by surprise (e.g. when the candidate becomes healthy an hour from now) */
+    if (a->am_leader) {
+        log_warn("switchover: not carried out within the deadline; request withdrawn");
+        clear_failover_key(a);
+    }
+}
+
 static void on_acquire(const etcd_result *r, void *arg)
 {
     agent *a = arg;
@@ -1513,6 +1523,7 @@ static void on_peer(const http_client_result *res, void *arg)
              * start postgres; a primary that fenced itself because it lost the DCS stays
              * stopped and must not hold up the race (seen in partition.t: +8 s). */
             const char *st = json_string_value(json_object_get(j, "state"));
+            p->running = st && strcmp(st, "running") == 0;
             json_int_t seen = json_integer_value(json_object_get(j, "dcs_last_seen"));
             int talks_to_dcs = seen > 0 && (json_int_t)time(NULL) - seen <= 2;
             p->starting =

@@ -139,7 +139,9 @@ typedef struct agent {
 } agent;
 
 /* agent.c */
-void agent_wake(agent *a); /* run an HA cycle as soon as possible */
+void agent_wake(agent *a);
+/* POST /switchover|/failover answered 503 at its deadline: withdraw the request. */
+void agent_switchover_expired(agent *a); /* run an HA cycle as soon as possible */
 int agent_is_leader(const agent *a);
 const char *agent_role(const agent *a); /* "master", "replica", "uninitialized"... */
 int64_t agent_wal(const agent *a);

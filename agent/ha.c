@@ -67,7 +67,7 @@ static void race(const ha_input *in, ha_output *out)
         }
         for (size_t i = 0; i < in->npeers; i++)
             if (strcmp(in->peers[i].name, in->failover_member) == 0 && in->peers[i].reachable &&
-                !in->peers[i].nofailover) {
+                !in->peers[i].nofailover && (in->peers[i].running || in->peers[i].starting)) {
                 out_set(out, in->pg_primary ? HA_DEMOTE : HA_WAIT,
                         "switchover candidate %s is healthy; leaving the lock to it",
                         in->failover_member);
@@ -331,6 +331,29 @@ void ha_decide(const ha_input *in, ha_output *out)
                         (in->failover_leader && in->failover_leader[0]);
         if (requested && !is_me(in, in->failover_member) &&
             (!in->failover_leader || !in->failover_leader[0] || is_me(in, in->failover_leader))) {
+            /* Hand over only to a replica whose postgres runs (Patroni: is_failover_possible):
+             * demoting towards a candidate that is still rewinding or cloning would leave the
+             * cluster without a leader (ops.t caught it). Until one is ready: keep leading;
+             * the request is withdrawn when its REST caller's deadline passes. */
+            if (!in->peers_polled) {
+                out_set(out, HA_POLL_PEERS, "switchover requested: checking the candidates");
+                return;
+            }
+            int ready = 0;
+            for (size_t i = 0; i < in->npeers; i++) {
+                const ha_peer *p = &in->peers[i];
+                if (p->reachable && p->running && !p->is_primary && !p->nofailover &&
+                    (!in->failover_member || !in->failover_member[0] ||
+                     strcmp(p->name, in->failover_member) == 0))
+                    ready = 1;
+            }
+            if (!ready) {
+                out_set(out, HA_LEAD,
+                        "switchover to %s waits: no running replica may take over yet",
+                        (in->failover_member && in->failover_member[0]) ? in->failover_member
+                                                                        : "any member");
+                return;
+            }
             out_set(out, HA_SWITCHOVER, "switchover requested to %s",
                     (in->failover_member && in->failover_member[0]) ? in->failover_member
                                                                     : "any member");

@@ -18,6 +18,7 @@ typedef struct ha_peer {
     int64_t wal;    /* primary: location; replica: max(received, replayed) */
     int timeline;   /* reported timeline, 0 unknown */
     int starting;   /* agent answers, its postgres (with data) is not running yet */
+    int running;    /* its postgres runs (state "running") */
     int nofailover;
 } ha_peer;
 

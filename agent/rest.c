@@ -522,6 +522,8 @@ void rest_cycle(agent *a)
             else
                 snprintf(msg, sizeof(msg), "Switchover status unknown");
             send_text(c, moved ? 200 : 503, msg);
+            if (!moved)
+                agent_switchover_expired(a);
         }
     }
 }

@@ -112,11 +112,29 @@ static void s_leader_primary(ha_input *in)
     in->leader = "pg-1";
     in->pg_primary = 1;
 }
-static void s_switchover(ha_input *in)
+static void s_switchover_unpolled(ha_input *in)
 {
     s_leader_primary(in);
     in->failover_leader = "pg-1";
     in->failover_member = "pg-2";
+}
+static void s_switchover(ha_input *in)
+{
+    s_switchover_unpolled(in);
+    in->peers_polled = 1;
+    memset(peers, 0, sizeof(peers));
+    strcpy(peers[0].name, "pg-0");
+    peers[0].reachable = peers[0].running = 1;
+    strcpy(peers[1].name, "pg-2");
+    peers[1].reachable = peers[1].running = 1;
+    in->peers = peers;
+    in->npeers = 2;
+}
+/* the candidate answers but its postgres does not run (rewinding, cloning) */
+static void s_switchover_candidate_not_running(ha_input *in)
+{
+    s_switchover(in);
+    peers[1].running = 0;
 }
 static void s_unlocked(ha_input *in)
 {
@@ -226,6 +244,12 @@ static void s_candidate_other(ha_input *in)
 {
     s_unlocked_polled(in);
     in->failover_member = "pg-2";
+    peers[1].running = 1;
+}
+static void s_candidate_other_not_running(ha_input *in)
+{
+    s_candidate_other(in);
+    peers[1].running = 0;
 }
 static void s_candidate_other_dead(ha_input *in)
 {
@@ -395,6 +419,9 @@ static const struct row rows[] = {
     {"lock holder still replica: promote", s_leader_replica, HA_PROMOTE},
     {"lock holder primary: lead", s_leader_primary, HA_LEAD},
     {"switchover requested: graceful handover", s_switchover, HA_SWITCHOVER},
+    {"switchover requested: candidates checked first", s_switchover_unpolled, HA_POLL_PEERS},
+    {"switchover to a candidate whose postgres is down: keep leading",
+     s_switchover_candidate_not_running, HA_LEAD},
     {"unlocked, peers unknown: poll", s_unlocked, HA_POLL_PEERS},
     {"unlocked, healthiest: acquire", s_unlocked_polled, HA_ACQUIRE},
     {"unlocked, a peer is ahead: wait", s_peer_ahead, HA_WAIT},
@@ -414,6 +441,7 @@ static const struct row rows[] = {
     {"already primary, unlocked: take lock back", s_unlocked_primary, HA_ACQUIRE},
     {"I am the switchover candidate: acquire", s_candidate_me, HA_ACQUIRE},
     {"other healthy candidate: wait", s_candidate_other, HA_WAIT},
+    {"candidate whose postgres does not run: race", s_candidate_other_not_running, HA_ACQUIRE},
     {"candidate unreachable: race", s_candidate_other_dead, HA_ACQUIRE},
     {"async action running: wait", s_busy, HA_WAIT},
     {"lock holder without initialize key: write it", s_missing_initialize, HA_WRITE_INITIALIZE},
