@@ -265,19 +265,7 @@ static void member_list(dcs_server *s, grpc_call *call)
 static void status(dcs_server *s, grpc_call *call)
 {
     v3_status st;
-    memset(&st, 0, sizeof(st));
-    st.version = DCS_SERVER_VERSION;
-    st.db_size = (int64_t)mvcc_bytes(s->st->kv);
-    st.db_size_in_use = st.db_size;
-    st.leader = raft_leader(s->r);
-    st.raft_index = raft_last_index(s->r);
-    st.raft_term = raft_term(s->r);
-    st.raft_applied_index = s->applied;
-    const char *noleader[] = {"etcdserver: no leader"};
-    if (!st.leader) {
-        st.errors = noleader;
-        st.nerrors = 1;
-    }
+    dcs_status_fill(s, &st);
     v3_header h;
     dcs_header(s, &h);
     pb_buf b;

@@ -530,22 +530,27 @@ static void handle_machines(dcs_server *s, http_conn *c)
     http_respond(c, 200, "text/plain; charset=utf-8", out, off);
 }
 
+void dcs_status_fill(dcs_server *s, v3_status *st)
+{
+    static const char *const noleader[] = {"etcdserver: no leader"};
+    memset(st, 0, sizeof(*st));
+    st->version = DCS_SERVER_VERSION;
+    st->db_size = (int64_t)mvcc_bytes(s->st->kv);
+    st->db_size_in_use = st->db_size;
+    st->leader = raft_leader(s->r);
+    st->raft_index = raft_last_index(s->r);
+    st->raft_term = raft_term(s->r);
+    st->raft_applied_index = s->applied;
+    if (!st->leader) {
+        st->errors = noleader;
+        st->nerrors = 1;
+    }
+}
+
 static void handle_status(dcs_server *s, http_conn *c)
 {
     v3_status st;
-    memset(&st, 0, sizeof(st));
-    st.version = DCS_SERVER_VERSION;
-    st.db_size = (int64_t)mvcc_bytes(s->st->kv);
-    st.db_size_in_use = st.db_size;
-    st.leader = raft_leader(s->r);
-    st.raft_index = raft_last_index(s->r);
-    st.raft_term = raft_term(s->r);
-    st.raft_applied_index = s->applied;
-    const char *noleader[] = {"etcdserver: no leader"};
-    if (!st.leader) {
-        st.errors = noleader;
-        st.nerrors = 1;
-    }
+    dcs_status_fill(s, &st);
     v3_header h;
     dcs_header(s, &h);
     jw w;

@@ -147,6 +147,8 @@ int64_t dcs_now_ms(dcs_server *s); /* monotonic */
 int64_t dcs_wall_ms(void);         /* unix ms */
 void dcs_schedule_drain(dcs_server *s);
 void dcs_header(dcs_server *s, v3_header *h);
+/* The member's status (etcd's StatusResponse) as both gateways answer it. */
+void dcs_status_fill(dcs_server *s, v3_status *st);
 /* Submits an encoded store command for p (local proposal on the leader, forward on a
  * follower); takes ownership of cmd. On immediate failure answers p and frees it. */
 void dcs_submit(dcs_server *s, preq *p, uint8_t *cmd, size_t len);
