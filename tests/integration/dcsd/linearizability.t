@@ -40,23 +40,45 @@ def apply(op, state):
     raise ValueError(kind)
 
 
-def reduce_unknown(ops):
-    """Drops unknown-outcome writes/CASes whose value nobody ever observed (no read
-    returned it, no successful CAS compared against it). Sound for the verdict: the
-    checker may always choose "it never happened" for them, so if the reduced history is
-    linearizable, so is the full one; it only keeps the search from trying every subset
-    of invisible operations."""
+UNSEEN = object()  # the state after a write whose value no operation ever observed
+
+
+def canonical(ops):
+    """Copies of `ops` where an unknown-outcome write or CAS whose value nobody observed (no
+    read returned it, no successful CAS compared against it) writes UNSEEN instead. Sound
+    and complete: no read returns such a value and no CAS compares against it (a CAS's old
+    value is what its client last read), so every operation behaves the same on the real
+    value and on UNSEEN. Such writes can NOT simply be dropped: one that took effect can be
+    the only reason a later CAS failed (an earlier version of this test dropped them and
+    could report a correct history as a violation)."""
     seen = {o["out"] for o in ops if o["kind"] == "read"}
     seen |= {o["old"] for o in ops if o["kind"] == "cas" and o["out"] is True}
-    return [o for o in ops if o["ret"] != INF or o["val"] in seen]
+    out = []
+    for o in ops:
+        o = dict(o)
+        if o["ret"] == INF and o["val"] not in seen:
+            o["val"] = UNSEEN
+        out.append(o)
+    return out
 
 
 def linearizable(ops, budget=2000000):
     """Wing-Gong-Lowe search with memoisation on (linearized set, state). Returns True,
-    False, or None when the budget ran out."""
-    ops = sorted(ops, key=lambda o: o["call"])
+    False, or None when the budget ran out. Unknown-outcome operations need not be
+    linearized at all; those with the same effect (same kind, old and canonical value) are
+    interchangeable and, having no return time, stay eligible forever once called, so the
+    search only ever tries the earliest unused one of each such group: the linearized
+    subsets of a group are then its prefixes (n+1 of them, not 2^n)."""
+    ops = sorted(canonical(ops), key=lambda o: o["call"])
     n = len(ops)
     definite = sum(1 for o in ops if o["ret"] != INF)
+    prev_same = [-1] * n  # the previous unknown op of the same group, if any
+    last_of = {}
+    for i, o in enumerate(ops):
+        if o["ret"] == INF:
+            g = (o["kind"], o.get("old"), o["val"])
+            prev_same[i] = last_of.get(g, -1)
+            last_of[g] = i
     seen = set()
     steps = [0]
 
@@ -80,6 +102,8 @@ def linearizable(ops, budget=2000000):
             o = ops[i]
             if o["call"] > minret:
                 break  # sorted by call: no later op can go first
+            if prev_same[i] >= 0 and not mask >> prev_same[i] & 1:
+                continue  # an interchangeable earlier one is still unused: try that one
             good, ns = apply(o, state)
             if good and search(mask | 1 << i, ns, ndef + (o["ret"] != INF)):
                 return True
@@ -99,8 +123,21 @@ good = [{"kind": "write", "val": "a", "call": 0, "ret": 10, "out": None},
         {"kind": "read", "call": 3, "ret": 4, "out": "a"},
         {"kind": "cas", "old": "a", "val": "c", "call": 5, "ret": INF, "out": None},
         {"kind": "read", "call": 11, "ret": 12, "out": "a"}]
-ok(linearizable(bad) is False and linearizable(good) is True,
-   "checker rejects a stale read and accepts a valid history with an unknown CAS")
+# an unknown write nobody read is the only explanation of a failed CAS: linearizable
+hidden = [{"kind": "write", "val": "a", "call": 0, "ret": 1, "out": None},
+          {"kind": "write", "val": "x", "call": 2, "ret": INF, "out": None},
+          {"kind": "cas", "old": "a", "val": "c", "call": 3, "ret": 4, "out": False},
+          {"kind": "write", "val": "b", "call": 5, "ret": 6, "out": None},
+          {"kind": "read", "call": 7, "ret": 8, "out": "b"}]
+# ... but not when that write began after the CAS returned
+late = [dict(o, call=4.5) if o.get("val") == "x" else o for o in hidden]
+# many invisible unknown writes must not blow up the search
+many = [{"kind": "write", "val": "w%d" % i, "call": i, "ret": INF, "out": None} for i in range(60)]
+many += [{"kind": "read", "call": 60 + 2 * i, "ret": 61 + 2 * i, "out": None} for i in range(2)]
+ok(linearizable(bad) is False and linearizable(good) is True and
+   linearizable(hidden) is True and linearizable(late) is False and linearizable(many) is True,
+   "checker: rejects a stale read and a CAS failure nothing explains; accepts an unknown CAS, "
+   "a CAS failed by an unknown unread write, 60 unknown writes")
 
 need_binary()
 c = Cluster(v2=False).start()
@@ -242,8 +279,6 @@ try:
         n_ok = sum(1 for o in ops if o["ret"] != INF)
         n_unk = len(ops) - n_ok
         t0 = time.monotonic()
-        ops = reduce_unknown(ops)
-        n_unk = len(ops) - n_ok
         res = linearizable(ops)
         if res is not True:
             # keep the evidence: the history (times, member, outcome) and the fault schedule,
@@ -257,7 +292,7 @@ try:
                           f, indent=0)
             print("# history of %s written to %s" % (key, dump))
         ok(res is True and n_ok > 50,
-           "%s: %d operations (%d with unknown, observed outcome) are linearizable (%.1f s)"
+           "%s: %d operations (%d with unknown outcome) are linearizable (%.1f s)"
            % (key, len(ops), n_unk, time.monotonic() - t0),
            "checker budget exhausted" if res is None else "NOT linearizable")
     for m in c.members:
