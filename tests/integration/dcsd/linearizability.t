@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 # test-timeout: 330
 """Linearizability of appliance-dcs under faults: 5 concurrent clients do put / linearizable
-get / compare-and-swap txn on 3 keys through random members for 20 s while members are
-killed (-9) and restarted and isolated from their peers by iptables rules on their
-loopback addresses (own chain DCSD_LIN). Each key's history is checked as a register with
-the Wing-Gong-Lowe search (linearizability is compositional per key); a write or CAS whose
-answer never came may or may not have taken effect. A known-bad history checks the
+get / compare-and-swap txn on 3 keys through random members while members are killed (-9)
+and restarted, paused (SIGSTOP/SIGCONT) and isolated from their peers by iptables rules on
+their loopback addresses (own chain DCSD_LIN). Each key's history is checked as a register
+with the Wing-Gong-Lowe search (linearizability is compositional per key); a write or CAS
+whose answer never came may or may not have taken effect. Known histories check the
 checker."""
 import http.client
 import json
@@ -238,12 +238,21 @@ def nemesis():
         time.sleep(1.0 + rnd.random())
         if stop.is_set():
             break
-        if rnd.random() < 0.5:
+        r = rnd.random()
+        if r < 0.4:
             m = rnd.choice(c.members)
             faults.append("kill -9 %s at %.3f" % (m.name, time.monotonic()))
             m.kill(signal.SIGKILL)
             time.sleep(0.5 + rnd.random())
             m.start()
+        elif r < 0.6:
+            # a process pause (a stalled VM, a long GC, swapping): its clock and its peers'
+            # move on while it does not; a paused leader must not serve stale data after it
+            m = rnd.choice([m for m in c.members if m.up()])
+            faults.append("pause %s at %.3f" % (m.name, time.monotonic()))
+            m.proc.send_signal(signal.SIGSTOP)
+            time.sleep(1.0 + rnd.random() * 2)
+            m.proc.send_signal(signal.SIGCONT)
         else:
             x = rnd.choice(ips)
             faults.append("isolate %s at %.3f" % (x, time.monotonic()))
@@ -300,6 +309,9 @@ try:
         ok(rc == 0, "%s exits 0 (no sanitizer report)" % m.name, m.tail())
 finally:
     stop.set()
+    for m in c.members:
+        if m.up():
+            m.proc.send_signal(signal.SIGCONT)
     ipt("-F", "DCSD_LIN")
     ipt("-D", "INPUT", "-j", "DCSD_LIN")
     ipt("-X", "DCSD_LIN")
