@@ -287,7 +287,10 @@ static void view_from_range(agent *a, const etcd_result *r)
             int params_changed = !json_equal(d.parameters, a->dyn.parameters);
             agent_dyn_config_free(&a->dyn);
             a->dyn = d;
-            if (params_changed && a->pg_running) {
+            /* a->pg, not a->pg_running: a change that arrives while postgres is still
+             * starting (e.g. right after a replica's clone) must reach it too, or it runs
+             * with the old values until the next change (found by ctl_ops.t) */
+            if (params_changed && a->pg) {
                 log_info("postgresql.parameters changed in the DCS config");
                 agent_pg_reload(a);
             }
