@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# test-timeout: 240
+# appliancectl's cluster commands against 3 real agents (PostgreSQL 15, DCS etcd 3.4), with
+# REST credentials configured (sent from the config file): show-config prints YAML that
+# reads back (PyYAML, as Patroni reads it) as the DCS config key; edit-config -s/-p/--apply
+# changes it through PATCH /config and every postgres picks the GUC up; bad values and bad
+# keys are refused with the key named and nothing changes; pause/resume --wait reach every
+# member (list shows "Maintenance mode: on"), twice is an error; failover --candidate moves
+# the leader; history shows the promotion; reload reaches every member.
+. "$(dirname "$0")/../agent/lib.sh"
+require_env
+export AG_REST_AUTH=ctl-admin:ctl-pass
+cluster_up 3
+L=$(node_of "$LEADER"); R=$(( (L + 1) % 3 ))
+ctl=$REPO/build/bin/appliancectl
+run() { "$ctl" -c "$T/pg-$R.yml" "$@" >"$T/out" 2>"$T/err"; echo $? >"$T/rc"; }
+rc_is() { [ "$(cat "$T/rc")" = "$1" ]; }
+out_has() { grep -qE -- "$1" "$T/out"; }
+err_has() { grep -qE -- "$1" "$T/err"; }
+show() { diag "rc $(cat "$T/rc"); stdout: $(head -c 600 "$T/out"); stderr: $(head -c 600 "$T/err")"; }
+cfg_json() { dcs_get config; }
+yaml_is_dcs_config() { # stdout (YAML) == the DCS config key (JSON)
+  cfg_json >"$T/cfg.json"
+  python3 -c 'import json,sys,yaml; sys.exit(0 if yaml.safe_load(open(sys.argv[1])) == json.load(open(sys.argv[2])) else 1)' "$T/out" "$T/cfg.json"
+}
+guc_everywhere() { local n; for n in 0 1 2; do [ "$(psql_n "$n" "SHOW $1")" = "$2" ] || return 1; done; }
+
+run show-config
+check "show-config: exit 0, YAML that reads back (PyYAML) as the DCS config key" \
+  eval 'rc_is 0 && yaml_is_dcs_config' || show
+
+run edit-config -p work_mem=7MB -s loop_wait=2 -s postgresql.parameters.log_min_duration_statement=250
+check "edit-config -p/-s: exit 0, prints the new config" \
+  eval 'rc_is 0 && out_has "work_mem: 7MB" && out_has "loop_wait: 2"' || show
+check "the DCS config key holds the changes (typed: loop_wait an integer)" python3 -c '
+import json, sys
+c = json.loads(sys.argv[1])
+p = c["postgresql"]["parameters"]
+sys.exit(0 if c["loop_wait"] == 2 and p["work_mem"] == "7MB" and p["log_min_duration_statement"] == 250 else 1)' "$(cfg_json)"
+check "every postgres runs with work_mem 7MB (agents reloaded)" wait_until 30 guc_everywhere work_mem 7MB
+
+before=$(cfg_json)
+run edit-config -s ttl=abc
+check "edit-config -s ttl=abc: exit 1, the agent's reason names ttl" \
+  eval 'rc_is 1 && err_has ttl' || show
+run edit-config -s work_mem
+check "edit-config -s without '=': exit 2 naming the option" \
+  eval 'rc_is 2 && err_has "needs KEY=VALUE"' || show
+run edit-config -s 'postgresql..x=1'
+check "edit-config with an empty key part: exit 2, bad key named" \
+  eval 'rc_is 2 && err_has "bad key .postgresql\.\.x."' || show
+run edit-config -s 'x=[unclosed'
+check "edit-config with a value that is not YAML: exit 2 naming the key" \
+  eval 'rc_is 2 && err_has "value of x"' || show
+run edit-config
+check "edit-config with no change: exit 2 (no interactive editor)" eval 'rc_is 2'
+check "refused edits changed nothing in the DCS" [ "$(cfg_json)" = "$before" ]
+
+printf 'postgresql:\n  parameters:\n    work_mem: 9MB\n' >"$T/patch.yml"
+run edit-config --apply "$T/patch.yml" -q
+check "edit-config --apply FILE -q: exit 0, quiet" eval 'rc_is 0 && [ ! -s "$T/out" ]' || show
+check "every postgres runs with work_mem 9MB" wait_until 30 guc_everywhere work_mem 9MB
+run edit-config -s loop_wait= -s postgresql.parameters.log_min_duration_statement=null
+check "edit-config KEY= and KEY=null delete keys" python3 -c '
+import json, sys
+c = json.loads(sys.argv[1])
+sys.exit(0 if "loop_wait" not in c and "log_min_duration_statement" not in c["postgresql"]["parameters"] else 1)' "$(cfg_json)"
+
+all_paused() { local n; for n in 0 1 2; do rest_get "$n" /patroni | grep -q "\"pause\": *$1" || return 1; done; }
+run pause --wait
+check "pause --wait: exit 0 once every member reports it" \
+  eval 'rc_is 0 && out_has "cluster management is paused"' || show
+check "every member's /patroni says pause: true" all_paused true
+run list
+check "list shows ' Maintenance mode: on'" eval 'rc_is 0 && out_has "^ Maintenance mode: on"' || show
+run pause
+check "pause again: exit 1, already paused" eval 'rc_is 1 && err_has "already paused"' || show
+run resume --wait
+check "resume --wait: exit 0" eval 'rc_is 0 && out_has "cluster management is resumed"' || show
+run list
+check "list has no maintenance footer after resume" eval '! out_has "Maintenance mode"' 
+run resume
+check "resume again: exit 1, not paused" eval 'rc_is 1 && err_has "not paused"' || show
+
+run failover
+check "failover without --candidate: exit 2" eval 'rc_is 2 && err_has "needs --candidate"' 
+run failover --candidate pg-9
+check "failover to a non-member: exit 1 naming it" eval 'rc_is 1 && err_has "pg-9 is not a member"' 
+run failover --candidate "pg-$R" --force
+check "failover --candidate pg-$R: exit 0" eval 'rc_is 0' || show
+check "pg-$R holds the leader key and runs as primary" \
+  eval 'wait_until 30 leader_is "pg-$R" && wait_until 30 is_primary "$R"' 
+history_shows() { run history; rc_is 0 && out_has "^ +1 +[0-9]+ .*pg-$R\$"; }
+check "history: a promotion of pg-$R on timeline 1 (once the new leader wrote the key)" \
+  wait_until 20 history_shows || show
+run reload
+check "reload: every member answers" \
+  eval 'rc_is 0 && [ "$(grep -cE "^pg-[0-2]: " "$T/out")" = 3 ]' || show
+run reload pg-7
+check "reload of a non-member: exit 1 naming it" eval 'rc_is 1 && err_has "pg-7 is not a member"' 
+echo "1..$_tap_n"
