@@ -122,6 +122,7 @@ typedef struct agent {
     uint64_t restart_deadline_ms;
     http_conn *switchover_conn;
     char switchover_from[HA_NAME_MAX], switchover_to[HA_NAME_MAX];
+    int switchover_is_failover; /* the pending answer is for POST /failover */
     uint64_t switchover_deadline_ms;
     const char *config_path;
     int name_check_started, name_checked; /* unique-name check on the first DCS view */

@@ -45,7 +45,8 @@ static void race(const ha_input *in, ha_output *out)
                 "not racing for the leader lock: tag nofailover is set");
         return;
     }
-    if (in->paused && !in->pg_primary) {
+    /* paused: no automatic failover, but an operator's failover to this member goes on */
+    if (in->paused && !in->pg_primary && !(in->failover_member && is_me(in, in->failover_member))) {
         out_set(out, HA_WAIT, "paused: replicas do not take the leader lock");
         return;
     }

@@ -371,7 +371,12 @@ static void on_restart_conn_closed(http_conn *c, void *arg)
         a->restart_conn = NULL;
 }
 
-static void post_switchover(agent *a, http_conn *c, const http_request *r)
+/* POST /switchover and /failover (Patroni 3.0.2's rules): a switchover needs the current
+ * leader's name; a failover needs a candidate and works without a leader too (the
+ * candidate takes the lock: the operator's way out when no member would be elected), and
+ * in synchronous mode it may name an asynchronous standby (the operator's explicit choice;
+ * a switchover may not). */
+static void post_switchover(agent *a, http_conn *c, const http_request *r, int failover)
 {
     json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
     if (!json_is_object(j)) {
@@ -389,12 +394,19 @@ static void post_switchover(agent *a, http_conn *c, const http_request *r)
     const char *cand = json_string_value(json_object_get(j, "candidate"));
     if (!cand)
         cand = json_string_value(json_object_get(j, "member"));
-    if (!leader || !leader[0]) {
+    if (failover && (!cand || !cand[0])) {
+        json_decref(j);
+        send_text(c, 400, "Failover could be performed only to a specific candidate");
+        return;
+    }
+    if (!failover && (!leader || !leader[0])) {
         json_decref(j);
         send_text(c, 400, "Switchover could be performed only from a specific leader");
         return;
     }
-    if (strcmp(leader, a->leader) != 0) {
+    if (!leader || !leader[0])
+        leader = a->leader; /* failover: from the current leader, "" when there is none */
+    if (leader[0] && strcmp(leader, a->leader) != 0) {
         json_decref(j);
         send_text(c, 412, "leader name does not match");
         return;
@@ -407,12 +419,13 @@ static void post_switchover(agent *a, http_conn *c, const http_request *r)
     /* Synchronous mode (Patroni's is_failover_possible): only the synchronous standby can
      * take over without losing acknowledged commits, so it is the only candidate. */
     int sync_named = a->dyn.synchronous_mode && a->sync_present && a->sync_standby[0];
-    if (cand && a->dyn.synchronous_mode && (!sync_named || strcmp(cand, a->sync_standby) != 0)) {
+    if (!failover && cand && a->dyn.synchronous_mode &&
+        (!sync_named || strcmp(cand, a->sync_standby) != 0)) {
         json_decref(j);
         send_text(c, 412, "candidate name does not match with sync_standby");
         return;
     }
-    if (!cand && a->dyn.synchronous_mode && !sync_named) {
+    if (!failover && !cand && a->dyn.synchronous_mode && !sync_named) {
         json_decref(j);
         send_text(c, 412, "switchover is not possible: can not find sync_standby");
         return;
@@ -422,14 +435,14 @@ static void post_switchover(agent *a, http_conn *c, const http_request *r)
         send_text(c, 412, "candidate does not exists");
         return;
     }
-    if (json_object_size(a->members) < 2) {
+    if (leader[0] && json_object_size(a->members) < 2) {
         json_decref(j);
         send_text(c, 412,
                   "switchover is not possible: cluster does not have members except "
                   "leader");
         return;
     }
-    json_t *fo = json_pack("{s:s}", "leader", leader);
+    json_t *fo = leader[0] ? json_pack("{s:s}", "leader", leader) : json_object();
     if (cand)
         json_object_set_new(fo, "member", json_string(cand));
     char *s = json_dumps(fo, JSON_COMPACT);
@@ -449,6 +462,7 @@ static void post_switchover(agent *a, http_conn *c, const http_request *r)
     a->switchover_conn = c;
     snprintf(a->switchover_from, sizeof(a->switchover_from), "%s", leader);
     snprintf(a->switchover_to, sizeof(a->switchover_to), "%s", cand ? cand : "");
+    a->switchover_is_failover = failover;
     a->switchover_deadline_ms = evloop_now_ms(a->loop) + 30000;
     http_conn_on_close(c, on_switchover_conn_closed, a);
     agent_wake(a);
@@ -518,7 +532,8 @@ void rest_cycle(agent *a)
             a->switchover_conn = NULL;
             char msg[300];
             if (moved)
-                snprintf(msg, sizeof(msg), "Successfully switched over to \"%s\"", a->leader);
+                snprintf(msg, sizeof(msg), "Successfully %s over to \"%s\"",
+                         a->switchover_is_failover ? "failed" : "switched", a->leader);
             else
                 snprintf(msg, sizeof(msg), "Switchover status unknown");
             send_text(c, moved ? 200 : 503, msg);
@@ -708,7 +723,7 @@ static void handler(http_conn *c, const http_request *r, void *arg)
         strcmp(m, "DELETE") == 0) {
         if (strcmp(m, "POST") == 0 &&
             (strcmp(p, "/switchover") == 0 || strcmp(p, "/failover") == 0)) {
-            post_switchover(a, c, r);
+            post_switchover(a, c, r, strcmp(p, "/failover") == 0);
             return;
         }
         if (strcmp(m, "POST") == 0 && strcmp(p, "/reload") == 0) {

@@ -130,5 +130,5 @@ check "PATCH /config with a bad value: 400 naming the key ($body)" grep -q "ttl:
 # POST /failover with the right credentials (a planned one: leader and candidate named)
 F=$(node_of "$(dcs_leader)"); G=$(( (F + 1) % 3 ))
 out=$(curl -s -m 40 -u "$AUTH" -X POST -d "{\"leader\": \"pg-$F\", \"candidate\": \"pg-$G\"}" -w ' %{http_code}' "http://$(node_ip "$F"):8008/failover")
-check "POST /failover with the right credentials moves the leader to pg-$G ($out)" [ "$out" = "Successfully switched over to \"pg-$G\" 200" ]
+check "POST /failover with the right credentials moves the leader to pg-$G ($out)" [ "$out" = "Successfully failed over to \"pg-$G\" 200" ]
 echo "1..$_tap_n"

@@ -6,14 +6,17 @@
 # changes it through PATCH /config and every postgres picks the GUC up; bad values and bad
 # keys are refused with the key named and nothing changes; pause/resume --wait reach every
 # member (list shows "Maintenance mode: on"), twice is an error; failover --candidate moves
-# the leader; history shows the promotion; reload reaches every member.
+# the leader; with the cluster paused and the leader killed (nobody takes over by itself)
+# failover --candidate makes the named member the leader, and the killed node rejoins;
+# history shows the promotion; reload reaches every member.
 . "$(dirname "$0")/../agent/lib.sh"
 require_env
 export AG_REST_AUTH=ctl-admin:ctl-pass
 cluster_up 3
 L=$(node_of "$LEADER"); R=$(( (L + 1) % 3 ))
 ctl=$REPO/build/bin/appliancectl
-run() { "$ctl" -c "$T/pg-$R.yml" "$@" >"$T/out" 2>"$T/err"; echo $? >"$T/rc"; }
+CN=$R # the member whose config (and REST API) appliancectl uses
+run() { "$ctl" -c "$T/pg-$CN.yml" "$@" >"$T/out" 2>"$T/err"; echo $? >"$T/rc"; }
 rc_is() { [ "$(cat "$T/rc")" = "$1" ]; }
 out_has() { grep -qE -- "$1" "$T/out"; }
 err_has() { grep -qE -- "$1" "$T/err"; }
@@ -93,6 +96,26 @@ check "pg-$R holds the leader key and runs as primary" \
 history_shows() { run history; rc_is 0 && out_has "^ +1 +[0-9]+ .*pg-$R\$"; }
 check "history: a promotion of pg-$R on timeline 1 (once the new leader wrote the key)" \
   wait_until 20 history_shows || show
+# failover with NO leader: paused (no member races), the leader node killed; the operator
+# names the new leader
+C=$(( (R + 1) % 3 )); CN=$C
+run pause --wait
+check "pause --wait (for the no-leader failover)" eval 'rc_is 0' || show
+node_kill9 "$R"
+no_leader() { ! has_leader; }
+check "the killed leader's key expires" wait_until 20 no_leader
+decided_paused() { rest_get "$C" /patroni | grep -q '"ha_decision": *"paused'; }
+check "pg-$C does not race while paused (its HA decision says so)" wait_until 10 decided_paused
+run failover --candidate "pg-$C"
+check "failover --candidate pg-$C with no leader: exit 0, 'Successfully failed over'" \
+  eval 'rc_is 0 && out_has "Successfully failed over to .pg-$C."' || show
+check "pg-$C holds the leader key and runs as primary" \
+  eval 'wait_until 30 leader_is "pg-$C" && wait_until 30 is_primary "$C"'
+run resume --wait
+check "resume --wait" eval 'rc_is 0' || show
+node_start "$R"
+check "the killed former leader pg-$R comes back as a replica of pg-$C (rewound)" wait_until 90 streaming "$R"
+
 run reload
 check "reload: every member answers" \
   eval 'rc_is 0 && [ "$(grep -cE "^pg-[0-2]: " "$T/out")" = 3 ]' || show
