@@ -43,13 +43,14 @@ static int emit(yaml_emitter_t *em, yaml_event_t *ev)
 }
 
 /* A scalar written plain when the loader would read it back as `want` (a string stays a
- * string only if its plain reading is that same string), else double-quoted. */
+ * string only if its plain reading is that same string), else single-quoted like
+ * PyYAML (libyaml falls back to double quotes for what single quotes cannot hold). */
 static int emit_scalar(yaml_emitter_t *em, const char *text, int plain_ok)
 {
     yaml_event_t ev;
     if (!yaml_scalar_event_initialize(
             &ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), plain_ok, !plain_ok,
-            plain_ok ? YAML_ANY_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE))
+            plain_ok ? YAML_ANY_SCALAR_STYLE : YAML_SINGLE_QUOTED_SCALAR_STYLE))
         return -1;
     return emit(em, &ev);
 }

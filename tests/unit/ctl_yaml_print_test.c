@@ -71,6 +71,37 @@ TEST(keys_sorted_block_style)
     json_decref(j);
 }
 
+/* byte for byte what Patroni 3.0.2's show-config printed for the same config key
+ * (shared/reference/patroni-3.0.2: rest_primary_config.json -> patronictl_show_config.yml) */
+TEST(same_text_as_patronictl_show_config)
+{
+    json_t *j = json_loads(
+        "{\"ttl\": 30, \"loop_wait\": 10, \"retry_timeout\": 10, \"maximum_lag_on_failover\": "
+        "1048576, \"postgresql\": {\"use_pg_rewind\": true, \"use_slots\": true, \"parameters\": "
+        "{\"max_connections\": 100, \"wal_level\": \"replica\", \"hot_standby\": \"on\", "
+        "\"max_wal_senders\": 10, \"max_replication_slots\": 10, \"wal_log_hints\": \"on\"}}}",
+        0, NULL);
+    char *y = ctl_json_to_yaml(j);
+    CHECK(y != NULL);
+    if (y)
+        CHECK_STR(y, "loop_wait: 10\n"
+                     "maximum_lag_on_failover: 1048576\n"
+                     "postgresql:\n"
+                     "  parameters:\n"
+                     "    hot_standby: 'on'\n"
+                     "    max_connections: 100\n"
+                     "    max_replication_slots: 10\n"
+                     "    max_wal_senders: 10\n"
+                     "    wal_level: replica\n"
+                     "    wal_log_hints: 'on'\n"
+                     "  use_pg_rewind: true\n"
+                     "  use_slots: true\n"
+                     "retry_timeout: 10\n"
+                     "ttl: 30\n");
+    free(y);
+    json_decref(j);
+}
+
 TEST(refuses_what_it_cannot_print)
 {
     json_t *deep = json_object(), *cur = deep;
@@ -89,6 +120,7 @@ int main(void)
     RUN(strings_that_look_like_other_types_stay_strings);
     RUN(numbers_lists_and_nesting);
     RUN(keys_sorted_block_style);
+    RUN(same_text_as_patronictl_show_config);
     RUN(refuses_what_it_cannot_print);
     return check_done();
 }
