@@ -325,8 +325,10 @@ static void drain(dcs_server *s)
             fatal_disk(s, "WAL write", strerror(errno));
             return;
         }
-        if (leader)
+        if (leader) {
             send_msgs(s, rd.msgs, rd.n_msgs, true, true);
+            transport_flush(s->tp); /* out before our own sync: both overlap */
+        }
         if (rd.must_sync) {
             int64_t t0 = mono_us();
             if (wal_sync(s->w) != 0) {
@@ -337,6 +339,7 @@ static void drain(dcs_server *s)
         }
         /* 2. send */
         send_msgs(s, rd.msgs, rd.n_msgs, leader, false);
+        transport_flush(s->tp);
         /* 3. apply */
         if (rd.snapshot) {
             dcs_store *nst = store_snapshot_load(rd.snapshot->data, rd.snapshot->len, NULL);

@@ -43,6 +43,7 @@ typedef struct out_conn {
     uint32_t backoff_ms;
     ev_timer *retry;
     int logged_down; /* log a refusal/failure once per outage, not per retry */
+    bool want_out;   /* EPOLLOUT is armed (the socket refused part of the queue) */
 } out_conn;
 
 typedef struct in_conn {
@@ -66,6 +67,7 @@ struct transport {
     size_t nins;
     uint64_t removed[REMOVED_MAX]; /* refused with "removed" (ring) */
     size_t nremoved;
+    ev_timer *flush_timer; /* frames queued this loop turn go out at its end */
 };
 
 void transport_frame_header(uint8_t hdr[TRANSPORT_FRAME_HDR], int kind, uint32_t len, uint32_t crc)
@@ -202,6 +204,7 @@ static void out_close(out_conn *o, const char *why)
                  t->cfg.peer_host[o->idx], t->cfg.peer_port[o->idx], why);
     o->logged_down = 1;
     o->state = OUT_IDLE;
+    o->want_out = false;
     buf_free(&o->out);
     o->inlen = 0;
     if (!o->retry) {
@@ -210,13 +213,19 @@ static void out_close(out_conn *o, const char *why)
     }
 }
 
+/* Writes what the socket takes; EPOLLOUT is armed only while something is left, and the
+ * registration changes only when that changes (an epoll_ctl per send cost as much as the
+ * send itself under load). */
 static void out_flush(out_conn *o)
 {
     while (o->out.len) {
         ssize_t n = send(o->fd, o->out.p + o->out.off, o->out.len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                evloop_mod_fd(o->t->loop, o->fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+                if (!o->want_out) {
+                    o->want_out = true;
+                    evloop_mod_fd(o->t->loop, o->fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+                }
                 return;
             }
             if (errno == EINTR)
@@ -228,7 +237,10 @@ static void out_flush(out_conn *o)
         o->out.len -= (size_t)n;
     }
     o->out.off = 0;
-    evloop_mod_fd(o->t->loop, o->fd, EPOLLIN | EPOLLRDHUP);
+    if (o->want_out) {
+        o->want_out = false;
+        evloop_mod_fd(o->t->loop, o->fd, EPOLLIN | EPOLLRDHUP);
+    }
 }
 
 static int out_queue(out_conn *o, const void *a, size_t alen, const void *b, size_t blen)
@@ -283,6 +295,7 @@ static void out_dial(out_conn *o)
     }
     o->fd = fd;
     o->state = OUT_CONNECTING;
+    o->want_out = true; /* registered with EPOLLOUT until the hello is out */
     if (evloop_add_fd(t->loop, fd, EPOLLOUT | EPOLLIN | EPOLLRDHUP, out_io, o) != 0) {
         out_close(o, strerror(errno));
         return;
@@ -374,6 +387,23 @@ static void out_io(evloop *loop, int fd, uint32_t ev, void *arg)
         out_flush(o);
 }
 
+void transport_flush(transport *t)
+{
+    for (size_t i = 0; i < t->cfg.npeers; i++) {
+        out_conn *o = &t->out[i];
+        if (o->state == OUT_READY && o->out.len && !o->want_out)
+            out_flush(o);
+    }
+}
+
+static void flush_cb(evloop *loop, void *arg)
+{
+    transport *t = arg;
+    (void)loop;
+    t->flush_timer = NULL;
+    transport_flush(t);
+}
+
 int transport_send2(transport *t, uint64_t to, int kind, const void *a, size_t alen, const void *b,
                     size_t blen)
 {
@@ -394,15 +424,18 @@ int transport_send2(transport *t, uint64_t to, int kind, const void *a, size_t a
         size_t max = t->cfg.max_queue_bytes ? t->cfg.max_queue_bytes : (128u << 20);
         if (o->out.len + sizeof(hdr) + len > max)
             return -1; /* bounded: drop, Raft retransmits */
-        int was_empty = o->out.len == 0;
         if (out_queue(o, hdr, sizeof(hdr), NULL, 0) != 0)
             return -1;
         if (out_queue(o, a, alen, b, blen) != 0) {
             o->out.len -= sizeof(hdr); /* keep the stream framed */
             return -1;
         }
-        if (was_empty)
-            out_flush(o);
+        /* Corked: every frame of this loop turn to this peer leaves in one send (at
+         * transport_flush or at the end of the turn), not one send per frame. */
+        if (!o->want_out && !t->flush_timer)
+            t->flush_timer = evloop_timer_start(t->loop, 0, flush_cb, t);
+        if (!t->flush_timer)
+            out_flush(o); /* no timer memory: send now rather than hold it */
         return 0;
     }
     return -1;
@@ -725,6 +758,7 @@ void transport_remove_peer(transport *t, uint64_t id)
     }
     buf_free(&o->out);
     o->state = OUT_IDLE;
+    o->want_out = false;
     t->cfg.peer_ids[i] = 0; /* a free slot: no dialing, its hello is refused */
     t->removed[t->nremoved++ % REMOVED_MAX] = id;
     /* its inbound connections too: its next hello learns that it was removed */
@@ -743,6 +777,8 @@ void transport_free(transport *t)
 {
     if (!t)
         return;
+    if (t->flush_timer)
+        evloop_timer_cancel(t->loop, t->flush_timer);
     for (size_t i = 0; i < t->cfg.npeers; i++) {
         out_conn *o = &t->out[i];
         if (o->retry)

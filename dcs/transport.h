@@ -68,6 +68,9 @@ int transport_listen(transport *t, const char *host, const char *port);
 /* Queues one frame to member `to` (dialing it if needed). 0, or -1 when the peer is
  * unknown, not connected yet, or its queue is full (the frame is dropped). */
 int transport_send(transport *t, uint64_t to, int kind, const void *body, size_t len);
+/* Frames are corked: queued frames leave at transport_flush() or at the end of the loop
+ * turn that queued them (a 0 ms timer), so one loop turn costs one send per peer. */
+void transport_flush(transport *t);
 /* Same with the body in two pieces (header + payload), to avoid a copy. */
 int transport_send2(transport *t, uint64_t to, int kind, const void *a, size_t alen, const void *b,
                     size_t blen);

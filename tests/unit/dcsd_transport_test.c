@@ -1,7 +1,9 @@
 /* The appliance-dcs peer transport over real loopback sockets (127.0.80.51/52, in this
  * suite's address range): handshake and delivery of frames (kind, body, 2 MiB), refusal of
- * another cluster ID with a reason, a corrupted frame closing the connection, and the
- * bounded queue towards a peer that stops reading. Waits poll conditions with deadlines. */
+ * another cluster ID with a reason, a corrupted frame closing the connection, the
+ * bounded queue towards a peer that stops reading, and corking (frames of one loop turn
+ * leave together, at transport_flush or at the end of the turn, in order). Waits poll
+ * conditions with deadlines. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -241,11 +243,105 @@ TEST(queue_towards_a_stalled_peer_is_bounded)
     evloop_free(l);
 }
 
+/* A fake peer B (raw socket on 127.0.80.52:2380) that completed the handshake with a;
+ * returns its connected socket or -1. */
+static int fake_peer_up(evloop *l, transport *a, int lfd)
+{
+    int cfd = -1;
+    uint64_t end = evloop_update_now(l) + 3000;
+    while (cfd < 0 && evloop_update_now(l) < end) {
+        evloop_run_once(l, 10);
+        cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+    }
+    if (cfd < 0)
+        return -1;
+    uint8_t hello[TRANSPORT_HELLO_LEN];
+    size_t n = 0;
+    while (n < sizeof(hello) && evloop_update_now(l) < end) {
+        evloop_run_once(l, 10);
+        ssize_t k = recv(cfd, hello + n, sizeof(hello) - n, 0);
+        if (k > 0)
+            n += (size_t)k;
+    }
+    transport_hello_encode(hello, 42, B_ID, A_ID);
+    if (write(cfd, hello, sizeof(hello)) != (ssize_t)sizeof(hello))
+        return -1;
+    while (!transport_connected(a, B_ID) && evloop_update_now(l) < end)
+        evloop_run_once(l, 10);
+    return transport_connected(a, B_ID) ? cfd : -1;
+}
+
+/* reads until `want` bytes arrived on fd (or 2 s pass); returns the count */
+static size_t read_bytes(evloop *l, int fd, uint8_t *out, size_t want)
+{
+    size_t got = 0;
+    uint64_t end = evloop_update_now(l) + 2000;
+    while (got < want && evloop_update_now(l) < end) {
+        ssize_t k = recv(fd, out + got, want - got, 0);
+        if (k > 0)
+            got += (size_t)k;
+        else
+            evloop_run_once(l, 5);
+    }
+    return got;
+}
+
+TEST(frames_of_one_turn_are_corked)
+{
+    evloop *l = evloop_new();
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(2380)};
+    inet_pton(AF_INET, "127.0.80.52", &sa.sin_addr);
+    CHECK_EQ_INT(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    CHECK_EQ_INT(listen(lfd, 4), 0);
+    rx ra = {0};
+    transport_config ca = cfg_for(A_ID, B_ID, "127.0.80.52", 42);
+    transport *a = transport_new(l, &ca, on_rx, &ra);
+    int cfd = fake_peer_up(l, a, lfd);
+    CHECK(cfd >= 0);
+    /* 50 frames queued without a loop turn: nothing is on the wire yet */
+    enum { N = 50, BODY = 20, FRAME = TRANSPORT_FRAME_HDR + BODY };
+    uint8_t body[BODY];
+    for (int i = 0; i < N; i++) {
+        memset(body, i, sizeof(body));
+        CHECK_EQ_INT(transport_send(a, B_ID, TRANSPORT_RAFT, body, sizeof(body)), 0);
+    }
+    uint8_t got[N * FRAME];
+    CHECK(recv(cfd, got, sizeof(got), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+    /* an explicit flush sends them all, in order, each frame intact */
+    transport_flush(a);
+    CHECK_EQ_INT((int)read_bytes(l, cfd, got, sizeof(got)), N * FRAME);
+    int in_order = 1;
+    for (int i = 0; i < N; i++) {
+        int kind;
+        uint32_t len;
+        char why[64];
+        const uint8_t *f = got + (size_t)i * FRAME;
+        if (transport_frame_parse(f, FRAME, &kind, &len, why, sizeof(why)) != 1 ||
+            kind != TRANSPORT_RAFT || len != BODY || f[TRANSPORT_FRAME_HDR] != i ||
+            f[FRAME - 1] != i)
+            in_order = 0;
+    }
+    CHECK(in_order);
+    /* without a flush, the end of the loop turn sends them */
+    CHECK_EQ_INT(transport_send(a, B_ID, TRANSPORT_FWD_REQ, body, sizeof(body)), 0);
+    CHECK(recv(cfd, got, sizeof(got), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+    evloop_run_once(l, 0);
+    CHECK_EQ_INT((int)read_bytes(l, cfd, got, FRAME), FRAME);
+    close(cfd);
+    close(lfd);
+    transport_free(a);
+    evloop_free(l);
+}
+
 int main(void)
 {
     RUN(handshake_and_frames);
     RUN(other_cluster_is_refused_with_a_reason);
     RUN(corrupt_frame_closes_the_connection);
     RUN(queue_towards_a_stalled_peer_is_bounded);
+    RUN(frames_of_one_turn_are_corked);
     return check_done();
 }
