@@ -320,6 +320,7 @@ static int member_conn(const agent *a, const char *name, char *host, size_t host
 static void pg_status_clear(pg_status *s)
 {
     json_decref(s->replication);
+    json_decref(s->pending_restart);
     memset(s, 0, sizeof(*s));
 }
 
@@ -627,7 +628,9 @@ static void stop_postgres(agent *a, int sig)
     " (SELECT COALESCE(json_agg(json_build_object('usename',usename,'application_name',"           \
     "  application_name,'client_addr',host(client_addr),'state',state,'sync_state',sync_state,"    \
     "  'sync_priority',sync_priority)),'[]') FROM pg_stat_replication)::text,"                     \
-    " (SELECT system_identifier FROM pg_control_system())::text"
+    " (SELECT system_identifier FROM pg_control_system())::text,"                                  \
+    " (SELECT json_object_agg(name, current_setting(name)) FROM pg_settings"                       \
+    "  WHERE pending_restart)::text"
 
 static void after_pg_status(agent *a);
 
@@ -656,6 +659,13 @@ static void on_status(PGresult *res, const char *err, void *arg)
         s->replay_paused = (int)strtol(PQgetvalue(res, 0, 9), NULL, 10);
         s->replication = json_loads(PQgetvalue(res, 0, 10), 0, NULL);
         snprintf(s->sysid, sizeof(s->sysid), "%s", PQgetvalue(res, 0, 11));
+        if (PQnfields(res) > 12 && !PQgetisnull(res, 0, 12)) {
+            json_t *p = json_loads(PQgetvalue(res, 0, 12), 0, NULL);
+            if (json_is_object(p) && json_object_size(p))
+                s->pending_restart = p;
+            else
+                json_decref(p);
+        }
         a->pg_running = 1;
         if (!a->pg_stop_requested)
             set_state(a, "running");
@@ -815,6 +825,8 @@ static json_t *member_json(agent *a)
         json_object_set_new(m, "checkpoint_after_promote", json_false());
     if (json_object_size(a->cfg.tags))
         json_object_set(m, "tags", a->cfg.tags);
+    if (a->pg_running && a->st.valid && a->st.pending_restart)
+        json_object_set_new(m, "pending_restart", json_true());
     if (a->pg_running && a->st.valid) {
         json_object_set_new(m, "xlog_location", json_integer(agent_wal(a)));
         if (a->st.in_recovery && a->st.receiver_status[0])
@@ -822,6 +834,9 @@ static json_t *member_json(agent *a)
         if (a->st.timeline)
             json_object_set_new(m, "timeline", json_integer(a->st.timeline));
     }
+    /* patronictl pause --wait polls the member keys for it */
+    if (a->dyn.pause)
+        json_object_set_new(m, "pause", json_true());
     return m;
 }
 

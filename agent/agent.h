@@ -33,6 +33,9 @@ typedef struct pg_status {
     int replay_paused;
     char sysid[32];
     json_t *replication; /* array (owned) */
+    /* {guc: running value} of changed settings that need a restart (pg_settings'
+     * pending_restart), NULL when none (owned) */
+    json_t *pending_restart;
 } pg_status;
 
 typedef struct agent {

@@ -58,6 +58,26 @@ json_t *rest_status_json(const agent *a)
         json_object_set(o, "tags", a->cfg.tags);
     if (a->st.sysid[0])
         json_object_set_new(o, "database_system_identifier", json_string(a->st.sysid));
+    if (running(a) && a->st.pending_restart) {
+        /* Patroni 4's pending_restart_reason: the running value and the configured one */
+        json_t *why = json_object();
+        const char *k;
+        json_t *v;
+        json_object_set_new(o, "pending_restart", json_true());
+        json_object_foreach(a->st.pending_restart, k, v)
+        {
+            json_t *want = json_object_get(a->dyn.parameters, k);
+            char *w = want ? json_dumps(want, JSON_ENCODE_ANY) : NULL;
+            /* a JSON string is shown without its quotes, numbers as they are */
+            json_object_set_new(why, k,
+                                json_pack("{s:O,s:s}", "old_value", v, "new_value",
+                                          json_is_string(want) ? json_string_value(want)
+                                          : w                  ? w
+                                                               : ""));
+            free(w);
+        }
+        json_object_set_new(o, "pending_restart_reason", why);
+    }
     if (running(a) && a->st.in_recovery && sync_is_standby(a))
         json_object_set_new(o, "sync_standby", json_true());
     /* Our addition: why this node did what it did last cycle (e.g. why it did not race). */
@@ -256,6 +276,8 @@ static json_t *cluster_json(agent *a)
         }
         if (json_object_get(m, "timeline"))
             json_object_set(o, "timeline", json_object_get(m, "timeline"));
+        if (json_is_true(json_object_get(m, "pending_restart")))
+            json_object_set_new(o, "pending_restart", json_true());
         if (json_object_get(m, "tags"))
             json_object_set(o, "tags", json_object_get(m, "tags"));
         if (!leader) {
@@ -327,6 +349,8 @@ static void metrics(agent *a, http_conn *c)
       "Epoch timestamp when DCS was last contacted successfully by "
       "Patroni.",
       "%lld", (long long)a->dcs_last_seen);
+    M("patroni_pending_restart", "Value is 1 if the node needs a restart, 0 otherwise.", "%d",
+      running(a) && a->st.pending_restart != NULL);
     M("patroni_is_paused", "Value is 1 if auto failover is disabled, 0 otherwise.", "%d",
       a->dyn.pause);
 #undef M

@@ -23,10 +23,14 @@ int ctl_cmd_list(ctl_ctx *x, int argc, char **argv)
     if (argc != 0)
         return 2;
     printf("Cluster: %s\n", str_or(x->cluster, "scope", "?"));
-    printf("%-12s %-22s %-12s %-18s %3s %10s\n", "Member", "Host", "Role", "State", "TL",
-           "Lag in MB");
     size_t i;
     json_t *m;
+    /* like patronictl, a "Pending restart" column only when some member needs one */
+    int any_pending = 0;
+    json_array_foreach(json_object_get(x->cluster, "members"), i, m) any_pending |=
+        json_is_true(json_object_get(m, "pending_restart"));
+    printf("%-12s %-22s %-12s %-18s %3s %10s%s\n", "Member", "Host", "Role", "State", "TL",
+           "Lag in MB", any_pending ? "  Pending restart" : "");
     json_array_foreach(json_object_get(x->cluster, "members"), i, m)
     {
         const char *role = str_or(m, "role", "");
@@ -41,11 +45,12 @@ int ctl_cmd_list(ctl_ctx *x, int argc, char **argv)
             snprintf(lag, sizeof(lag), "%lld", (long long)(json_integer_value(l) / 1048576));
         else if (json_is_string(l))
             snprintf(lag, sizeof(lag), "%s", json_string_value(l));
-        printf("%-12s %-22s %-12s %-18s %3s %10s\n", str_or(m, "name", "?"), host,
+        printf("%-12s %-22s %-12s %-18s %3s %10s%s\n", str_or(m, "name", "?"), host,
                strcmp(role, "leader") == 0         ? "Leader"
                : strcmp(role, "sync_standby") == 0 ? "Sync Standby"
                                                    : "Replica",
-               str_or(m, "state", ""), tl, lag);
+               str_or(m, "state", ""), tl, lag,
+               json_is_true(json_object_get(m, "pending_restart")) ? "  *" : "");
     }
     if (json_is_true(json_object_get(x->cluster, "pause")))
         printf(" Maintenance mode: on\n"); /* patronictl's footer */
@@ -144,9 +149,42 @@ int ctl_cmd_failover(ctl_ctx *x, int argc, char **argv)
     return post_handover(x, "/failover", target, NULL, cand);
 }
 
-/* reinit MEMBER | restart MEMBER | reload [MEMBER...] (reload: every member when none) */
+/* restart --pending: every member whose settings wait for a restart, replicas first: a
+ * raised max_connections (or max_worker_processes, ...) must reach the standbys before the
+ * primary, or they stop replaying ("insufficient parameter settings") */
+static int restart_pending(ctl_ctx *x)
+{
+    int rc = 0, done = 0;
+    char target[400];
+    for (int leader_pass = 0; leader_pass < 2; leader_pass++) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(x->cluster, "members"), i, m)
+        {
+            const char *n = json_string_value(json_object_get(m, "name"));
+            int is_leader = strcmp(str_or(m, "role", ""), "leader") == 0;
+            if (!n || is_leader != leader_pass ||
+                !json_is_true(json_object_get(m, "pending_restart")) ||
+                ctl_member_base(x, n, NULL, target, sizeof(target), NULL, 0) != 0)
+                continue;
+            printf("%s: ", n);
+            fflush(stdout);
+            rc |=
+                ctl_send(x, "POST", target, "/restart", "{}", RESTART_TIMEOUT_MS, 200, NULL, NULL);
+            done++;
+        }
+    }
+    if (!done)
+        printf("no member needs a restart\n");
+    return rc;
+}
+
+/* reinit MEMBER | restart MEMBER | restart --pending | reload [MEMBER...] (reload: every
+ * member when none) */
 int ctl_cmd_member_post(ctl_ctx *x, const char *cmd, int argc, char **argv)
 {
+    if (strcmp(cmd, "restart") == 0 && argc == 1 && strcmp(argv[0], "--pending") == 0)
+        return restart_pending(x);
     int reload = strcmp(cmd, "reload") == 0;
     if (reload ? argc < 0 : argc != 1)
         return 2;

@@ -3,7 +3,7 @@
  *
  *   appliancectl [-c CONFIG] list | history | show-config
  *   appliancectl [-c CONFIG] switchover [--candidate NAME] | failover --candidate NAME
- *   appliancectl [-c CONFIG] reinit MEMBER | restart MEMBER | reload [MEMBER...]
+ *   appliancectl [-c CONFIG] reinit MEMBER | restart MEMBER|--pending | reload [MEMBER...]
  *   appliancectl [-c CONFIG] pause [--wait] | resume [--wait]
  *   appliancectl [-c CONFIG] edit-config -s KEY=VALUE | -p GUC=VALUE | --apply F | --replace F
  *   appliancectl provision [options]                   see ctl/provision.c
@@ -35,7 +35,8 @@ static const char usage_text[] =
     "  switchover [--candidate NAME] hand the leader role over (to NAME)\n"
     "  failover --candidate NAME     make NAME the leader, also when there is no leader\n"
     "  reinit MEMBER                 re-clone a replica from the leader\n"
-    "  restart MEMBER                restart postgres of a member\n"
+    "  restart MEMBER | --pending    restart postgres of a member, or of every member whose\n"
+    "                                settings wait for a restart (replicas first)\n"
     "  reload [MEMBER...]            reload the configuration (every member by default)\n"
     "  pause [--wait]                maintenance mode: no automatic failover\n"
     "  resume [--wait]               leave maintenance mode\n"

@@ -4,7 +4,9 @@
 # REST credentials configured (sent from the config file): show-config prints YAML that
 # reads back (PyYAML, as Patroni reads it) as the DCS config key; edit-config -s/-p/--apply
 # changes it through PATCH /config and every postgres picks the GUC up; bad values and bad
-# keys are refused with the key named and nothing changes; pause/resume --wait reach every
+# keys are refused with the key named and nothing changes; a restart-only setting shows up
+# as pending restart (REST, metrics, list) and restart --pending applies it, replicas first;
+# pause/resume --wait reach every
 # member (list shows "Maintenance mode: on"), twice is an error; failover --candidate moves
 # the leader; with the cluster paused and the leader killed (nobody takes over by itself)
 # failover --candidate makes the named member the leader, and the killed node rejoins;
@@ -68,6 +70,27 @@ check "edit-config KEY= and KEY=null delete keys" python3 -c '
 import json, sys
 c = json.loads(sys.argv[1])
 sys.exit(0 if "loop_wait" not in c and "log_min_duration_statement" not in c["postgresql"]["parameters"] else 1)' "$(cfg_json)"
+
+# a setting that needs a restart: every member shows it pending (REST, metrics, list), and
+# restart --pending applies it (replicas first)
+run edit-config -p max_connections=120 -q
+check "edit-config -p max_connections=120: exit 0" eval 'rc_is 0' || show
+all_pending() { local n; for n in 0 1 2; do rest_get "$n" /patroni | grep -q '"pending_restart": *true' || return 1; done; }
+check "every member's /patroni says pending_restart (reason max_connections)" \
+  eval 'wait_until 30 all_pending && rest_get "$L" /patroni | grep -qE "\"max_connections\": *{\"old_value\": *\"[0-9]+\", *\"new_value\": *\"120\"}"' || diag "$(rest_get "$L" /patroni)"
+check "patroni_pending_restart 1 in /metrics" eval 'rest_get "$L" /metrics | grep -qE "^patroni_pending_restart\{.*\} 1$"'
+list_pending() { run list; rc_is 0 && out_has "Pending restart" && [ "$(grep -cE '  \*$' "$T/out")" = 3 ]; }
+check "list shows a Pending restart column with * for all three" wait_until 15 list_pending || show
+run restart --pending
+check "restart --pending: exit 0, each member restarted, the leader last" \
+  eval 'rc_is 0 && [ "$(grep -cE "^pg-[0-2]: " "$T/out")" = 3 ] && tail -1 "$T/out" | grep -q "^pg-$L: "' || show
+max_conn_everywhere() { guc_everywhere max_connections 120; }
+check "every postgres runs with max_connections 120" wait_until 60 max_conn_everywhere
+none_pending() { local n; for n in 0 1 2; do rest_get "$n" /patroni | grep -q '"pending_restart"' && return 1; done; return 0; }
+check "no member is pending a restart any more" wait_until 15 none_pending
+check "the replicas stream again" eval 'wait_until 60 streaming "$R" && wait_until 60 streaming "$(( (L + 2) % 3 ))"'
+run restart --pending
+check "restart --pending with nothing pending: exit 0, says so" eval 'rc_is 0 && out_has "no member needs a restart"' || show
 
 all_paused() { local n; for n in 0 1 2; do rest_get "$n" /patroni | grep -q "\"pause\": *$1" || return 1; done; }
 run pause --wait
