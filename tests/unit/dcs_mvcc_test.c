@@ -425,6 +425,36 @@ TEST(many_keys_scale)
     mvcc_free(s);
 }
 
+/* Freed minimum-size blocks are reused (mvcc_arena.c keeps a few): what comes back is zeroed
+ * memory again, and the per-arena limit still counts from 0. */
+TEST(arena_reuse_is_clean)
+{
+    mvcc_arena a;
+    mvcc_arena_init(&a, (size_t)64 * 1024);
+    unsigned char *p = mvcc_arena_alloc(&a, 1000);
+    CHECK(p != NULL);
+    memset(p, 0xAB, 1000);
+    mvcc_arena_free(&a);
+    for (int round = 0; round < 3; round++) {
+        mvcc_arena_init(&a, (size_t)64 * 1024);
+        int clean = 1;
+        for (int i = 0; i < 8; i++) { /* 8 x 8 KiB: several blocks, up to the limit */
+            unsigned char *q = mvcc_arena_alloc(&a, 8192);
+            if (!q) {
+                clean = 0;
+                break;
+            }
+            for (size_t k = 0; k < 8192; k++)
+                if (q[k])
+                    clean = 0;
+            memset(q, 0xCD, 8192);
+        }
+        CHECK(clean);
+        CHECK(mvcc_arena_alloc(&a, 16) == NULL); /* over the 64 KiB limit */
+        mvcc_arena_free(&a);
+    }
+}
+
 int main(void)
 {
     mvcc_arena_init(&A, 0);
@@ -436,6 +466,7 @@ int main(void)
     RUN(history_and_hook);
     RUN(tree_matches_reference);
     RUN(many_keys_scale);
+    RUN(arena_reuse_is_clean);
     mvcc_arena_free(&A);
     return check_done();
 }
