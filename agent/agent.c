@@ -315,6 +315,21 @@ static int member_conn(const agent *a, const char *name, char *host, size_t host
     return cfg_split_host_port(start, host, hostsz, port);
 }
 
+int agent_member_conn(const agent *a, const char *name, char *host, size_t hostsz, int *port)
+{
+    return member_conn(a, name, host, hostsz, port);
+}
+
+void agent_set_busy(agent *a, const char *what)
+{
+    set_busy(a, what);
+}
+
+const char *agent_public_state(const agent *a)
+{
+    return diverged_stuck(a) ? "diverged" : a->state;
+}
+
 /* ---------------- postgres ---------------- */
 
 static void pg_status_clear(pg_status *s)
@@ -346,6 +361,7 @@ static void reinit_continue(agent *a)
     move_aside(a, "reinit");
     pgfiles_marker_set(&a->cfg, 0);
     a->needs_rewind = 0;
+    memset(&a->tlc, 0, sizeof(a->tlc)); /* also forgets a failed fix: the operator's call */
     a->data_sysid[0] = '\0';
     set_state(a, "stopped");
 }
@@ -411,6 +427,7 @@ static void on_pg_exit(proc *p, int status, const char *out, void *arg)
 {
     agent *a = arg;
     a->pg = NULL;
+    a->pg_gen++;
     a->pg_running = 0;
     pg_status_clear(&a->st);
     a->following[0] = '\0';
@@ -588,6 +605,9 @@ int agent_reload_config(agent *a, char *err, size_t errsz)
     a->cfg.replication = n.replication;
     a->cfg.rewind = n.rewind;
     a->cfg.rest_auth = n.rest_auth;
+    a->cfg.remove_data_directory_on_rewind_failure = n.remove_data_directory_on_rewind_failure;
+    a->cfg.remove_data_directory_on_diverged_timelines =
+        n.remove_data_directory_on_diverged_timelines;
     memset(&n.superuser, 0, sizeof(n.superuser));
     memset(&n.replication, 0, sizeof(n.replication));
     memset(&n.rewind, 0, sizeof(n.rewind));
@@ -818,7 +838,7 @@ static json_t *member_json(agent *a)
     json_t *m = json_object();
     json_object_set_new(m, "conn_url", json_string(conn));
     json_object_set_new(m, "api_url", json_string(api));
-    json_object_set_new(m, "state", json_string(a->state));
+    json_object_set_new(m, "state", json_string(agent_public_state(a)));
     json_object_set_new(m, "role", json_string(agent_role(a)));
     json_object_set_new(m, "version", json_string(AGENT_PATRONI_VERSION));
     if (a->checkpoint_after_promote_pending)
@@ -829,7 +849,7 @@ static json_t *member_json(agent *a)
         json_object_set_new(m, "pending_restart", json_true());
     if (a->pg_running && a->st.valid) {
         json_object_set_new(m, "xlog_location", json_integer(agent_wal(a)));
-        if (a->st.in_recovery && a->st.receiver_status[0])
+        if (a->st.in_recovery && strcmp(a->st.receiver_status, "streaming") == 0)
             json_object_set_new(m, "replication_state", json_string("streaming"));
         if (a->st.timeline)
             json_object_set_new(m, "timeline", json_integer(a->st.timeline));
@@ -850,6 +870,7 @@ static void iso_now(char *out, size_t outsz)
 
 static int64_t last_history_tl = 0;
 static int history_timeline(const agent *a);
+static int leader_timeline(const agent *a);
 
 /* The history key from postgres' own timeline history file pg_wal/<TL>.history (lines
  * "parent_tli<TAB>switch_lsn<TAB>reason"), as Patroni builds it: exact switch LSNs. Lines
@@ -1252,6 +1273,7 @@ static void on_basebackup(proc *p, int status, const char *out, void *arg)
     /* The copied postgresql.conf is the leader's generated one; keep the base config. */
     pgfiles_marker_set(&a->cfg, 0);
     a->needs_rewind = 0;
+    memset(&a->tlc, 0, sizeof(a->tlc)); /* a fresh copy of the leader: nothing diverged */
     start_postgres(a, 1);
     agent_wake(a);
 }
@@ -1302,9 +1324,23 @@ static void on_rewind(proc *p, int status, const char *out, void *arg)
     set_busy(a, NULL);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         log_error("pg_rewind failed");
-        if (a->cfg.remove_data_directory_on_rewind_failure) {
+        if (a->cfg.remove_data_directory_on_rewind_failure ||
+            (a->tlc.diverged && a->cfg.remove_data_directory_on_diverged_timelines)) {
             move_aside(a, "diverged");
-            log_warn("falling back to a fresh clone");
+            log_warn("falling back to a fresh clone (%s)",
+                     a->cfg.remove_data_directory_on_rewind_failure
+                         ? "remove_data_directory_on_rewind_failure"
+                         : "remove_data_directory_on_diverged_timelines");
+            pgfiles_marker_set(&a->cfg, 0);
+            a->needs_rewind = 0;
+            memset(&a->tlc, 0, sizeof(a->tlc));
+        } else {
+            /* Before: needs_rewind stayed set and every cycle ran pg_rewind again, forever.
+             * Now the failure is remembered for this leader timeline; the divergence check
+             * decides how the data dir starts (as it is, reported as diverged). The marker
+             * stays: an agent restart tries once more. */
+            a->needs_rewind = 0;
+            diverged_fix_failed(a, leader_timeline(a), "pg_rewind");
         }
         agent_wake(a);
         return;
@@ -1312,6 +1348,7 @@ static void on_rewind(proc *p, int status, const char *out, void *arg)
     log_info("pg_rewind done");
     pgfiles_marker_set(&a->cfg, 0);
     a->needs_rewind = 0;
+    memset(&a->tlc, 0, sizeof(a->tlc));
     start_postgres(a, 1);
     agent_wake(a);
 }
@@ -1649,7 +1686,30 @@ static void act(agent *a, const ha_output *d)
         start_postgres(a, 1);
         break;
     case HA_REWIND:
-        do_rewind(a);
+        if (a->pg) { /* a diverged replica: pg_rewind wants a cleanly stopped target */
+            log_info("stopping postgres (fast) to rewind from %s", a->leader);
+            stop_postgres(a, SIGINT);
+        } else {
+            do_rewind(a);
+        }
+        break;
+    case HA_REINITIALIZE:
+        if (a->pg) {
+            log_info("stopping postgres (fast) to re-clone from %s", a->leader);
+            stop_postgres(a, SIGINT);
+        } else {
+            log_warn("diverged from %s: moving the data directory aside, cloning again", a->leader);
+            move_aside(a, "diverged");
+            pgfiles_marker_set(&a->cfg, 0);
+            a->needs_rewind = 0;
+            a->data_sysid[0] = '\0';
+            memset(&a->tlc, 0, sizeof(a->tlc));
+            set_state(a, "stopped");
+            a->wake_pending = 1;
+        }
+        break;
+    case HA_CHECK_TIMELINE:
+        diverged_check_start(a, leader_timeline(a));
         break;
     case HA_ACQUIRE:
         acquire(a);
@@ -1740,6 +1800,17 @@ static int history_timeline(const agent *a)
     return tl > 0 && tl < 1000000 ? (int)tl + 1 : 0;
 }
 
+/* The leader's timeline: its member key (published while its postgres runs), else what
+ * the history key says; 0 when unknown. */
+static int leader_timeline(const agent *a)
+{
+    json_t *m = json_object_get(a->members, a->leader);
+    json_int_t t = json_integer_value(json_object_get(m, "timeline"));
+    int h = history_timeline(a);
+    int lt = t > 0 && t < 1000000 ? (int)t : 0;
+    return lt > h ? lt : h;
+}
+
 static void decide_and_act(agent *a)
 {
     ha_input in;
@@ -1785,6 +1856,13 @@ static void decide_and_act(agent *a)
     in.resume_candidate = a->resume_candidate && !a->pg;
     in.resume_wal = a->resume_wal;
     in.resume_timeline = a->resume_timeline;
+    int ltl = a->leader[0] ? leader_timeline(a) : 0;
+    in.leader_timeline = ltl;
+    in.streaming = a->st.valid && strcmp(a->st.receiver_status, "streaming") == 0;
+    in.tl_checked = a->leader[0] ? diverged_checked(a, ltl, in.pg_running && a->st.in_recovery) : 1;
+    in.diverged =
+        a->tlc.diverged && strcmp(a->tlc.leader, a->leader) == 0 && a->tlc.leader_tl_dcs == ltl;
+    in.diverged_fix = in.diverged ? diverged_fix(a) : 0;
     in.peers_polled = a->peers_polled;
     in.peers = a->peers;
     in.npeers = a->npeers;
@@ -2244,6 +2322,11 @@ static int run_controldata(agent *a, controldata_cb cb)
         return -1;
     }
     return 0;
+}
+
+int agent_run_controldata(agent *a, agent_controldata_cb cb)
+{
+    return run_controldata(a, cb);
 }
 
 /* Startup: the data dir's identity and last role come from pg_control itself, so a data dir

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "agent/config.h"
+#include "agent/controldata.h"
 #include "agent/ha.h"
 #include "agent/pgconn.h"
 #include "agent/proc.h"
@@ -37,6 +38,31 @@ typedef struct pg_status {
      * pending_restart), NULL when none (owned) */
     json_t *pending_restart;
 } pg_status;
+
+/* Divergence check of this replica against the leader's timeline history (diverged.c). */
+typedef struct tl_check {
+    int in_flight;
+    int busy_set; /* the check holds a->busy (postgres stopped: no start meanwhile) */
+    /* what the last check looked at */
+    char leader[HA_NAME_MAX];
+    int leader_tl_dcs; /* the leader's timeline as the DCS said when the check started */
+    int running;       /* position from the running postgres (else from pg_control) */
+    unsigned pg_gen;   /* a->pg_gen at the check (a stopped data dir's position is stable) */
+    int key_tl;        /* running: the status query's timeline and position at the check */
+    int64_t key_lsn;   /* (what later cycles compare with) */
+    int my_tl, in_recovery;
+    int64_t my_lsn;
+    int done, error;
+    uint64_t checked_at_ms;
+    /* result */
+    int diverged;
+    int leader_tl; /* from IDENTIFY_SYSTEM */
+    int64_t switchpoint;
+    char why[400];
+    /* a rewind / re-clone of a divergence from this leader timeline failed: not retried */
+    char failed_leader[HA_NAME_MAX];
+    int failed_leader_tl;
+} tl_check;
 
 typedef struct agent {
     evloop *loop;
@@ -88,7 +114,9 @@ typedef struct agent {
     char cb_role[16];    /* role last announced to callbacks ("" = postgres not running) */
     int cb_restarting;   /* a requested restart is in progress: on_restart, not stop+start */
     int pg_running;
+    unsigned pg_gen; /* +1 at every postgres exit */
     int needs_rewind;
+    tl_check tlc;
     /* pg_control at startup said "last ran as the primary": candidate to resume as primary
      * without a promotion (ha.c resume_blocker) until postgres is first started */
     int resume_candidate;
@@ -159,6 +187,24 @@ int agent_reload_config(agent *a, char *err, size_t errsz);
 int agent_reinitialize(agent *a, char *why, size_t whysz);
 /* Fast-stops postgres; the HA loop starts it again in its role. */
 void agent_restart_postgres(agent *a);
+/* agent.c helpers shared with diverged.c */
+void agent_set_busy(agent *a, const char *what); /* NULL: not busy */
+int agent_member_conn(const agent *a, const char *name, char *host, size_t hostsz, int *port);
+typedef void (*agent_controldata_cb)(agent *a, const pg_controldata *c); /* NULL: failed */
+int agent_run_controldata(agent *a, agent_controldata_cb cb);
+/* "state" as members and REST report it: "diverged" for a replica that cannot follow. */
+const char *agent_public_state(const agent *a);
+
+/* diverged.c: replica WAL past the leader's fork (see there). */
+/* A check result for this leader, its timeline and my position exists (or is in flight). */
+int diverged_checked(agent *a, int leader_tl, int running);
+void diverged_check_start(agent *a, int leader_tl);
+int diverged_fix(const agent *a);   /* 0 none allowed, 1 pg_rewind, 2 re-clone */
+int diverged_stuck(const agent *a); /* diverged from the current leader, no fix left */
+void diverged_reset(agent *a);      /* rewound / re-cloned: forget the verdict */
+void diverged_fix_failed(agent *a, int leader_tl, const char *what);
+json_t *diverged_json(const agent *a); /* REST detail (new reference) or NULL */
+
 /* rest.c */
 /* Called at the end of every HA cycle: answers deferred REST requests. */
 void rest_cycle(agent *a);

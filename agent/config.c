@@ -715,6 +715,9 @@ static int extract(agent_config *cfg, json_t *root, char *err, size_t errsz)
     if (get_bool(root, "postgresql.remove_data_directory_on_rewind_failure", 1,
                  &cfg->remove_data_directory_on_rewind_failure, err, errsz))
         return -1;
+    if (get_bool(root, "postgresql.remove_data_directory_on_diverged_timelines", 0,
+                 &cfg->remove_data_directory_on_diverged_timelines, err, errsz))
+        return -1;
 
     /* bootstrap */
     json_t *dcs = path_get(root, "bootstrap.dcs");

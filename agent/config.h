@@ -66,6 +66,10 @@ typedef struct agent_config {
     json_t *pg_parameters; /* local postgresql.parameters (owned, object) */
     json_t *pg_hba;        /* array of strings or NULL (owned) */
     int remove_data_directory_on_rewind_failure;
+    /* Patroni's key (default off): a replica whose WAL went past the leader's fork and that
+     * cannot be rewound (use_pg_rewind off, or pg_rewind failed) moves its data dir aside
+     * and is cloned again */
+    int remove_data_directory_on_diverged_timelines;
     /* postgresql.callbacks: event name -> command (owned object of strings, maybe empty).
      * Run as `command ACTION ROLE SCOPE` (split on spaces, no shell), as Patroni does. */
     json_t *callbacks;

@@ -63,6 +63,16 @@ int controldata_parse(const char *text, pg_controldata *out)
         else
             out->timeline = (int)tl;
     }
+    /* optional (older pg_controldata output may lack them); malformed counts as absent */
+    out->min_recovery_lsn = -1;
+    if (field(text, "Minimum recovery ending location", buf, sizeof(buf)) == 0)
+        out->min_recovery_lsn = controldata_lsn(buf);
+    if (field(text, "Min recovery ending loc's timeline", buf, sizeof(buf)) == 0) {
+        char *end;
+        long tl = strtol(buf, &end, 10);
+        if (end != buf && !*end && tl >= 0 && tl <= 0x7fffffffL)
+            out->min_recovery_timeline = (int)tl;
+    }
     return bad ? -1 : 0;
 }
 

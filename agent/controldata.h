@@ -12,6 +12,10 @@ typedef struct pg_controldata {
     char state[64];         /* "Database cluster state", e.g. "shut down in recovery" */
     int64_t checkpoint_lsn; /* "Latest checkpoint location", bytes since 0/0 */
     int timeline;           /* "Latest checkpoint's TimeLineID" */
+    /* "Minimum recovery ending location" and "Min recovery ending loc's timeline": how far a
+     * standby had replayed when it stopped (0/0 and 0 on a primary); -1 / 0 when absent */
+    int64_t min_recovery_lsn;
+    int min_recovery_timeline;
 } pg_controldata;
 
 /* Returns 0 when the identifier, state, checkpoint location and timeline were all found

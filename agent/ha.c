@@ -21,7 +21,7 @@ const char *ha_action_name(enum ha_action a)
     static const char *const names[] = {
         "wait",          "init_race",  "clone",      "release", "write_initialize", "start_primary",
         "start_replica", "rewind",     "poll_peers", "acquire", "promote",          "lead",
-        "demote",        "switchover", "follow",     "fatal"};
+        "demote",        "switchover", "follow",     "fatal",   "check_timeline",   "reinitialize"};
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
 
@@ -223,6 +223,27 @@ static const char *resume_blocker(const ha_input *in, char *buf, size_t bufsz)
     return NULL;
 }
 
+/* Diverged from the leader: rewind or re-clone when allowed (1), else say so and go on as
+ * before (0: the caller decides; never a loop of attempts: a failed fix is not offered
+ * again for the same leader timeline). */
+static int diverged_act(const ha_input *in, ha_output *out, const char *when)
+{
+    if (in->diverged_fix == 1) {
+        out_set(out, HA_REWIND,
+                "my WAL went past the fork of leader %s's timeline %d: pg_rewind (%s)", in->leader,
+                in->leader_timeline, when);
+        return 1;
+    }
+    if (in->diverged_fix == 2) {
+        out_set(out, HA_REINITIALIZE,
+                "my WAL went past the fork of leader %s's timeline %d: re-cloning "
+                "(remove_data_directory_on_diverged_timelines; %s)",
+                in->leader, in->leader_timeline, when);
+        return 1;
+    }
+    return 0;
+}
+
 void ha_decide(const ha_input *in, ha_output *out)
 {
     if (!in->dcs_ok) {
@@ -280,6 +301,24 @@ void ha_decide(const ha_input *in, ha_output *out)
         }
         if (locked && in->needs_rewind) {
             out_set(out, HA_REWIND, "former primary: rewinding from leader %s before following",
+                    in->leader);
+            return;
+        }
+        /* A replica about to start: if its WAL went past the leader's fork, postgres would
+         * refuse to follow ("requested timeline does not contain minimum recovery point"). */
+        if (locked && !mine && in->leader_has_conn && !in->tl_checked) {
+            out_set(out, HA_CHECK_TIMELINE,
+                    "checking my position against the timeline history of leader %s before "
+                    "starting",
+                    in->leader);
+            return;
+        }
+        if (locked && !mine && in->diverged) {
+            if (diverged_act(in, out, "before starting"))
+                return;
+            out_set(out, HA_START_REPLICA,
+                    "DIVERGED from leader %s and no rewind or re-clone is allowed (or it "
+                    "failed): starting as is; reinitialize this member",
                     in->leader);
             return;
         }
@@ -366,6 +405,28 @@ void ha_decide(const ha_input *in, ha_output *out)
     if (in->pg_primary) {
         out_set(out, HA_DEMOTE, "demoting: %s holds the leader lock", in->leader);
         return;
+    }
+    if (in->following_leader && !in->needs_rewind) {
+        if (in->diverged && diverged_act(in, out, "stopping postgres first"))
+            return;
+        /* A replica that does not stream and sits on an older timeline than the leader
+         * either catches up to the fork (and then follows by itself) or went past it and
+         * never will: find out which. */
+        if (!in->streaming && in->my_timeline > 0 && in->leader_timeline > in->my_timeline &&
+            in->leader_has_conn && !in->tl_checked) {
+            out_set(out, HA_CHECK_TIMELINE,
+                    "not streaming on timeline %d while leader %s is on timeline %d: checking "
+                    "its timeline history",
+                    in->my_timeline, in->leader, in->leader_timeline);
+            return;
+        }
+        if (in->diverged) {
+            out_set(out, HA_FOLLOW,
+                    "DIVERGED from leader %s and no rewind or re-clone is allowed (or it "
+                    "failed): staying as is; reinitialize this member",
+                    in->leader);
+            return;
+        }
     }
     out_set(out, HA_FOLLOW, "no action: I am a replica following %s", in->leader);
 }

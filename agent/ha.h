@@ -59,6 +59,14 @@ typedef struct ha_input {
     int resume_candidate;
     int64_t resume_wal;  /* pg_control: latest checkpoint location */
     int resume_timeline; /* pg_control: latest checkpoint's timeline */
+    /* Diverged timelines (agent/timeline.h, agent/diverged.c). After a failover a replica
+     * may hold WAL of the old timeline past the new leader's fork point. */
+    int leader_timeline; /* the leader's timeline (its member key, else the history key); 0 */
+    int streaming;       /* my WAL receiver streams */
+    int tl_checked;      /* a divergence check for this leader, its timeline and my position
+                          * has a result (or is in flight, or failed and waits to retry) */
+    int diverged;        /* that check found my WAL past the fork (or my timeline off it) */
+    int diverged_fix;    /* 0: none allowed (or it failed already), 1: pg_rewind, 2: re-clone */
     /* peers (valid when peers_polled) */
     int peers_polled;
     const ha_peer *peers;
@@ -82,6 +90,8 @@ enum ha_action {
     HA_SWITCHOVER,       /* leader asked to hand over: graceful demote, release key */
     HA_FOLLOW,           /* replica of the leader: keep/adjust primary_conninfo */
     HA_FATAL,            /* refuse to go on (system id mismatch) */
+    HA_CHECK_TIMELINE,   /* compare my position with the leader's timeline history */
+    HA_REINITIALIZE,     /* diverged: stop postgres, move the data dir aside, clone again */
 };
 
 typedef struct ha_output {

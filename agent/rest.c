@@ -20,7 +20,10 @@ static int running(const agent *a)
 json_t *rest_status_json(const agent *a)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "state", json_string(a->state));
+    json_object_set_new(o, "state", json_string(agent_public_state(a)));
+    json_t *dv = diverged_json(a);
+    if (dv)
+        json_object_set_new(o, "diverged", dv);
     if (running(a)) {
         json_object_set_new(o, "postmaster_start_time", json_string(a->st.start_time));
         json_object_set_new(o, "role", json_string(agent_role(a)));
@@ -39,7 +42,7 @@ json_t *rest_status_json(const agent *a)
         }
         if (a->st.timeline)
             json_object_set_new(o, "timeline", json_integer(a->st.timeline));
-        if (a->st.in_recovery && a->st.receiver_status[0])
+        if (a->st.in_recovery && strcmp(a->st.receiver_status, "streaming") == 0)
             json_object_set_new(o, "replication_state", json_string("streaming"));
         if (!a->st.in_recovery && json_array_size(a->st.replication))
             json_object_set(o, "replication", a->st.replication);
@@ -179,8 +182,9 @@ static int health_code(const agent *a, const http_request *r)
         if (lag >= 0 && a->st.valid && a->optime > a->st.replayed + lag)
             lagging = 1;
     }
-    int replica_ok =
-        !a->cfg.noloadbalance && !lagging && running(a) && a->st.in_recovery && tags_match(a, r);
+    /* a replica whose WAL went past the leader's fork serves rows the cluster no longer has */
+    int replica_ok = !a->cfg.noloadbalance && !lagging && running(a) && a->st.in_recovery &&
+                     !a->tlc.diverged && tags_match(a, r);
     if (strstr(p, "standby_leader") || strstr(p, "standby-leader"))
         return 503;
     if (strstr(p, "leader"))

@@ -26,6 +26,35 @@ TEST(parses_a_primary)
     CHECK(controldata_was_primary(&c));
 }
 
+static const char standby_out[] = "Database system identifier:           7712273331057191756\n"
+                                  "Database cluster state:               shut down in recovery\n"
+                                  "Latest checkpoint location:           0/4000060\n"
+                                  "Latest checkpoint's TimeLineID:       1\n"
+                                  "Minimum recovery ending location:     0/501AD80\n"
+                                  "Min recovery ending loc's timeline:   2\n";
+
+TEST(parses_a_standby_minimum_recovery_point)
+{
+    pg_controldata c;
+    CHECK_EQ_INT(controldata_parse(standby_out, &c), 0);
+    CHECK(c.min_recovery_lsn == 0x501AD80);
+    CHECK_EQ_INT(c.min_recovery_timeline, 2);
+    CHECK(!controldata_was_primary(&c));
+    /* absent (older output) or malformed: -1 / 0, the rest still parses */
+    CHECK_EQ_INT(controldata_parse(primary_out, &c), 0);
+    CHECK(c.min_recovery_lsn == -1);
+    CHECK_EQ_INT(c.min_recovery_timeline, 0);
+    char bad[sizeof(standby_out) + 40];
+    snprintf(bad, sizeof(bad), "%s", standby_out);
+    char *p = strstr(bad, "0/501AD80");
+    memcpy(p, "zz/501AD", 8);
+    p = strstr(bad, "timeline:   2");
+    p[strlen("timeline:   ")] = 'x';
+    CHECK_EQ_INT(controldata_parse(bad, &c), 0);
+    CHECK(c.min_recovery_lsn == -1);
+    CHECK_EQ_INT(c.min_recovery_timeline, 0);
+}
+
 TEST(standby_states_are_not_primary)
 {
     pg_controldata c;
@@ -65,6 +94,7 @@ int main(void)
 {
     RUN(parses_a_primary);
     RUN(standby_states_are_not_primary);
+    RUN(parses_a_standby_minimum_recovery_point);
     RUN(lsn);
     RUN(rejects_garbage_and_partial_output);
     return check_done();

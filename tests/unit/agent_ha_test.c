@@ -18,6 +18,8 @@ static ha_input base(void)
     in.leader = "pg-0";
     in.leader_has_conn = 1;
     in.following_leader = 1;
+    in.tl_checked = 1; /* the timeline check found nothing (rows below vary it) */
+    in.streaming = 1;
     return in;
 }
 
@@ -381,7 +383,108 @@ static void s_sync_mode_off(ha_input *in)
     in->sync_mode = 0;
 }
 
+/* diverged timelines: leader pg-0 on timeline 2, I replay timeline 1 */
+static void s_tl_stopped_unchecked(ha_input *in)
+{
+    s_follower_down_pg(in);
+    in->tl_checked = 0;
+}
+static void s_tl_stopped_unchecked_noconn(ha_input *in)
+{
+    s_tl_stopped_unchecked(in);
+    in->leader_has_conn = 0;
+}
+static void s_tl_stopped_diverged_rewind(ha_input *in)
+{
+    s_follower_down_pg(in);
+    in->diverged = 1;
+    in->diverged_fix = 1;
+    in->leader_timeline = 2;
+}
+static void s_tl_stopped_diverged_reclone(ha_input *in)
+{
+    s_tl_stopped_diverged_rewind(in);
+    in->diverged_fix = 2;
+}
+static void s_tl_stopped_diverged_stuck(ha_input *in)
+{
+    s_tl_stopped_diverged_rewind(in);
+    in->diverged_fix = 0;
+}
+static void s_tl_running_not_streaming(ha_input *in)
+{
+    in->streaming = 0;
+    in->my_timeline = 1;
+    in->leader_timeline = 2;
+    in->tl_checked = 0;
+}
+static void s_tl_running_streaming(ha_input *in)
+{
+    s_tl_running_not_streaming(in);
+    in->streaming = 1;
+}
+static void s_tl_running_same_timeline(ha_input *in)
+{
+    s_tl_running_not_streaming(in);
+    in->my_timeline = 2;
+}
+static void s_tl_running_not_following_yet(ha_input *in)
+{
+    s_tl_running_not_streaming(in);
+    in->following_leader = 0;
+}
+static void s_tl_running_checked(ha_input *in)
+{
+    s_tl_running_not_streaming(in);
+    in->tl_checked = 1;
+}
+static void s_tl_running_diverged_rewind(ha_input *in)
+{
+    s_tl_running_not_streaming(in);
+    in->tl_checked = 1;
+    in->diverged = 1;
+    in->diverged_fix = 1;
+}
+static void s_tl_running_diverged_reclone(ha_input *in)
+{
+    s_tl_running_diverged_rewind(in);
+    in->diverged_fix = 2;
+}
+static void s_tl_running_diverged_stuck(ha_input *in)
+{
+    s_tl_running_diverged_rewind(in);
+    in->diverged_fix = 0;
+}
+static void s_tl_leader_diverged_flag_ignored(ha_input *in)
+{
+    s_leader_primary(in);
+    in->diverged = 1;
+    in->diverged_fix = 1;
+}
+
 static const struct row rows[] = {
+    {"stopped replica: check the leader's timeline history before starting", s_tl_stopped_unchecked,
+     HA_CHECK_TIMELINE},
+    {"stopped replica, leader without conn_url: start (nothing to check against)",
+     s_tl_stopped_unchecked_noconn, HA_START_REPLICA},
+    {"stopped replica, diverged, use_pg_rewind: rewind", s_tl_stopped_diverged_rewind, HA_REWIND},
+    {"stopped replica, diverged, re-clone allowed: reinitialize", s_tl_stopped_diverged_reclone,
+     HA_REINITIALIZE},
+    {"stopped replica, diverged, no fix allowed: start as is", s_tl_stopped_diverged_stuck,
+     HA_START_REPLICA},
+    {"running replica on an older timeline, not streaming: check", s_tl_running_not_streaming,
+     HA_CHECK_TIMELINE},
+    {"... streaming: nothing to check", s_tl_running_streaming, HA_FOLLOW},
+    {"... same timeline as the leader: nothing to check", s_tl_running_same_timeline, HA_FOLLOW},
+    {"... not following the leader yet: follow first", s_tl_running_not_following_yet, HA_FOLLOW},
+    {"... already checked: follow", s_tl_running_checked, HA_FOLLOW},
+    {"running replica diverged, use_pg_rewind: rewind (stops postgres first)",
+     s_tl_running_diverged_rewind, HA_REWIND},
+    {"running replica diverged, re-clone allowed: reinitialize", s_tl_running_diverged_reclone,
+     HA_REINITIALIZE},
+    {"running replica diverged, no fix allowed: stays as is (no loop)", s_tl_running_diverged_stuck,
+     HA_FOLLOW},
+    {"the leader never acts on a divergence flag", s_tl_leader_diverged_flag_ignored, HA_LEAD},
     {"sync mode: not the synchronous standby: wait", s_sync_not_me, HA_WAIT},
     {"sync mode: the synchronous standby ignores async peers' tie-break",
      s_sync_me_tie_with_async_lower_name, HA_ACQUIRE},
@@ -474,9 +577,23 @@ TEST(reason_names_the_lag)
     CHECK(strstr(out.reason, "maximum_lag_on_failover") != NULL);
 }
 
+TEST(diverged_stuck_reason_says_so)
+{
+    ha_input in = base();
+    s_tl_running_diverged_stuck(&in);
+    ha_output out;
+    ha_decide(&in, &out);
+    CHECK(strstr(out.reason, "DIVERGED") != NULL);
+    in = base();
+    s_tl_stopped_diverged_stuck(&in);
+    ha_decide(&in, &out);
+    CHECK(strstr(out.reason, "DIVERGED") != NULL);
+}
+
 int main(void)
 {
     RUN(decision_table);
+    RUN(diverged_stuck_reason_says_so);
     RUN(reason_names_the_lag);
     return check_done();
 }
