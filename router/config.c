@@ -14,7 +14,7 @@ extern char **environ;
 
 /* K_NAME: a backend name or host (letters, digits, . - _ :), non-empty. K_PORT: 1..65535
  * into a uint16_t. K_LIST: dcs.endpoints, parsed by set_dcs_list. */
-enum key_type { K_STR, K_U32, K_BOOL, K_ADDR, K_LIST, K_NAME, K_PORT };
+enum key_type { K_STR, K_U32, K_BOOL, K_ADDR, K_LIST, K_NAME, K_PORT, K_SPLICE };
 
 /* One settable key: where its value goes (offset into router_config, or into
  * router_backend_conf for the backend keys) and how it is checked. */
@@ -75,7 +75,7 @@ static const struct key_def keys[] = {
     U32("limits.retries", retries, 0, 10),
     BOOL("limits.connect_on_first_byte", connect_on_first_byte),
     BOOL("replicas.fallback_to_primary", replicas_fallback_to_primary),
-    BOOL("data_path.splice", splice),
+    {"data_path.splice", K_SPLICE, OFF(splice), 0, 0, 0},
     U32("data_path.loops", loops, 0, ROUTER_MAX_LOOPS),
 };
 
@@ -90,6 +90,21 @@ static const struct key_def backend_keys[] = {
     {"check_port", K_PORT, BOFF(check_port), 0, 1, 65535},
     {"noloadbalance", K_BOOL, BOFF(noloadbalance), 0, 0, 0},
 };
+
+static const char *const splice_names[] = {"userspace", "pipe", "sockmap", "auto"};
+
+const char *router_splice_name(int v)
+{
+    return v >= 0 && v <= ROUTER_SPLICE_AUTO ? splice_names[v] : "?";
+}
+
+int router_splice_parse(const char *s)
+{
+    for (int i = 0; i <= ROUTER_SPLICE_AUTO; i++)
+        if (strcmp(s, splice_names[i]) == 0)
+            return i;
+    return -1;
+}
 
 static int fail(char *err, size_t errsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -138,7 +153,7 @@ void router_config_defaults(router_config *c)
      * and clients that never send anything. */
     c->connect_on_first_byte = 1;
     c->replicas_fallback_to_primary = 1;
-    c->splice = 0;
+    c->splice = ROUTER_SPLICE_AUTO;
     c->loops = 1;
 }
 
@@ -323,6 +338,16 @@ static int set_field(void *base, const struct key_def *k, const char *label, con
         if (parse_bool(value, &b) < 0)
             return fail(err, errsz, "%s: '%s' is not a boolean (true/false)", label, value);
         memcpy(field, &b, sizeof(b));
+        return 0;
+    }
+    case K_SPLICE: {
+        int b, v = router_splice_parse(value);
+        if (v < 0 && parse_bool(value, &b) == 0) /* the boolean of earlier versions */
+            v = b ? ROUTER_SPLICE_PIPE : ROUTER_SPLICE_USERSPACE;
+        if (v < 0)
+            return fail(err, errsz, "%s: '%s' is not one of auto, sockmap, userspace, pipe", label,
+                        value);
+        memcpy(field, &v, sizeof(v));
         return 0;
     }
     case K_LIST:

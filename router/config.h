@@ -68,11 +68,18 @@ typedef struct router_config {
     int connect_on_first_byte; /* pick and connect a backend when the client first speaks */
 
     int replicas_fallback_to_primary;
-    int splice; /* data path: splice(2) through pipes instead of read/write */
+    /* Data path (ROUTER_SPLICE_*): userspace recv/send; pipe = splice(2) through pipes;
+     * sockmap = the kernel moves the bytes (BPF sockhash, router/sockmap.h); auto =
+     * sockmap when bpf() works, else userspace. */
+    int splice;
     /* Event loops that proxy, each with its own SO_REUSEPORT listeners; 0: one per online
      * CPU. Read at start only (a reload does not start or stop loops). */
     uint32_t loops;
 } router_config;
+
+enum { ROUTER_SPLICE_USERSPACE, ROUTER_SPLICE_PIPE, ROUTER_SPLICE_SOCKMAP, ROUTER_SPLICE_AUTO };
+const char *router_splice_name(int v);
+int router_splice_parse(const char *s); /* -1: not a data path name */
 
 void router_config_defaults(router_config *c);
 

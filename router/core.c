@@ -37,8 +37,10 @@ static int bind_listeners(router *r, const router_config *cfg, char *err, size_t
 static void init_common(router *r, evloop *loop, const router_config *cfg)
 {
     struct resolver *rs = r->resolver; /* set by the caller before init, if any */
+    const struct sockmap *sm = r->sockmap;
     memset(r, 0, sizeof(*r));
     r->resolver = rs;
+    r->sockmap = sm;
     r->loop = loop;
     r->cfg = *cfg;
     r->started_ms = evloop_now_ms(loop);

@@ -380,6 +380,7 @@ static int worker_init(router_loops *L, loop_worker *w, unsigned idx, char *err,
         pthread_mutex_destroy(&w->mu);
         return -1;
     }
+    w->r.sockmap = L->main->sockmap;
     if (router_init_mirror(&w->r, w->loop, &L->main->cfg) < 0) {
         snprintf(err, errsz, "loop %u: out of memory", idx);
         goto fail;

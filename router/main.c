@@ -24,6 +24,7 @@
 #include "router/loops.h"
 #include "router/backend.h"
 #include "router/resolver.h"
+#include "router/sockmap.h"
 #include "router/proxy.h"
 #include "router/stats_server.h"
 
@@ -62,7 +63,7 @@ static void print_config(const router_config *c)
            c->connect_on_first_byte ? "true" : "false", c->hold_ms, c->hold_max, c->buffer_size,
            c->retries);
     printf("replicas: {fallback_to_primary: %s}\ndata_path: {splice: %s, loops: %u}\nbackends:\n",
-           c->replicas_fallback_to_primary ? "true" : "false", c->splice ? "true" : "false",
+           c->replicas_fallback_to_primary ? "true" : "false", router_splice_name(c->splice),
            c->loops);
     for (size_t i = 0; i < c->n_backends; i++) {
         const router_backend_conf *b = &c->backends[i];
@@ -204,6 +205,21 @@ int main(int argc, char **argv)
         log_error("router: cannot start the resolver thread: %s", strerror(errno));
         return 1;
     }
+    /* The data path is chosen once, at start (a reload keeps it, like the loop count). */
+    static sockmap sm = {-1, -1};
+    if (cfg.splice == ROUTER_SPLICE_SOCKMAP || cfg.splice == ROUTER_SPLICE_AUTO) {
+        char why[ROUTER_ERR_MAX] = "";
+        if (sockmap_open(&sm, cfg.max_connections, why, sizeof(why)) == 0) {
+            a.r.sockmap = &sm;
+        } else if (cfg.splice == ROUTER_SPLICE_SOCKMAP) {
+            log_error("router: data_path.splice is sockmap, but %s", why);
+            return 1;
+        } else {
+            log_info("router: data_path.splice auto: user space moves the bytes, in-kernel "
+                     "splicing is unavailable (%s)",
+                     why);
+        }
+    }
     if (router_init(&a.r, a.loop, &cfg, err, sizeof(err)) < 0) {
         log_error("router: %s", err);
         return 1;
@@ -227,10 +243,14 @@ int main(int argc, char **argv)
         return 1;
     }
     log_info("router: listening primary '%s', replicas '%s', stats '%s'; %zu backends; DCS %s; "
-             "%u proxy loop%s",
+             "%u proxy loop%s; data path %s",
              cfg.listen_primary, cfg.listen_replicas, cfg.listen_stats, cfg.n_backends,
              cfg.n_dcs ? cfg.dcs_endpoints[0] : "(none: health checks only)", a.n_loops,
-             a.n_loops == 1 ? "" : "s");
+             a.n_loops == 1 ? "" : "s",
+             a.r.sockmap
+                 ? "sockmap (in-kernel)"
+                 : router_splice_name(cfg.splice == ROUTER_SPLICE_PIPE ? ROUTER_SPLICE_PIPE
+                                                                       : ROUTER_SPLICE_USERSPACE));
     int rc = evloop_run(a.loop);
     router_loops_stop(a.loops);
     dcs_watch_free(a.dcs);
@@ -238,6 +258,7 @@ int main(int argc, char **argv)
     stats_server_free(a.stats);
     router_destroy(&a.r);
     resolver_free(a.r.resolver);
+    sockmap_close(&sm);
     http_client_free(a.http);
     evloop_del_fd(a.loop, a.sigfd);
     close(a.sigfd);

@@ -27,6 +27,7 @@
 #include "router/backend.h"
 #include "router/pg_refuse.h"
 #include "router/select.h"
+#include "router/sockmap.h"
 
 /* S_NEW: accepted (or taken off the hold queue), on no list yet.
  * S_WAIT: accepted, waiting for the client's first byte before choosing a backend
@@ -40,8 +41,9 @@ struct half {
     uint32_t off, len;
     pool_pipe *pp;
     size_t inpipe;
-    uint8_t eof;  /* source sent FIN */
-    uint8_t shut; /* FIN forwarded to the destination */
+    uint8_t eof;      /* source sent FIN */
+    uint8_t shut;     /* FIN forwarded to the destination */
+    uint64_t counted; /* bytes of this direction already in the counters */
 };
 
 struct session {
@@ -50,6 +52,7 @@ struct session {
     backend *be;
     uint8_t lsn, state, as_fallback;
     uint8_t splice; /* data path chosen at accept; a reload does not switch it midway */
+    uint8_t kernel; /* paired in the sockmap: the kernel moves the bytes (router/sockmap.h) */
     /* Readiness, per socket and direction. rd: 0 drained, 1 readable, 2 readable and the
      * peer's FIN/RST already signalled (a short read must not clear it: no new edge would
      * announce the EOF). */
@@ -60,6 +63,7 @@ struct session {
     uint32_t attempts;
     backend_load *load; /* the shared 5001 count this session added to, if any */
     uint64_t accepted_ms, last_active_ms;
+    uint64_t drain_since_ms; /* kernel mode: first time an EOF waited for in-flight bytes */
     ev_timer *timer;
 };
 
@@ -142,6 +146,29 @@ static void detach_backend(session *s)
     s->be = NULL;
 }
 
+static void count_bytes(session *s, int upstream, size_t n);
+
+/* Data bytes a source socket received: TCP_INFO counts a received FIN as one more (it
+ * advances rcv_nxt). */
+static int64_t received(int fd, const struct half *h)
+{
+    int64_t n = sockmap_bytes_received(fd);
+    return n > 0 && h->eof ? n - 1 : n;
+}
+
+/* Kernel mode: the bytes never pass user space, so the counters catch up from what each
+ * source socket has received (TCP_INFO), minus what was already counted. */
+static void kernel_account(session *s)
+{
+    if (!s->kernel || !s->be)
+        return;
+    int64_t up = received(s->cfd, &s->up), down = received(s->sfd, &s->down);
+    if (up > 0 && (uint64_t)up > s->up.counted)
+        count_bytes(s, 1, (size_t)((uint64_t)up - s->up.counted));
+    if (down > 0 && (uint64_t)down > s->down.counted)
+        count_bytes(s, 0, (size_t)((uint64_t)down - s->down.counted));
+}
+
 enum close_reason { CLOSE_DONE, CLOSE_CLIENT_ERR, CLOSE_SERVER_ERR, CLOSE_KILLED, CLOSE_REFUSED };
 
 static void session_close(session *s, enum close_reason why)
@@ -151,6 +178,15 @@ static void session_close(session *s, enum close_reason why)
     if (s->timer) {
         evloop_timer_cancel(r->loop, s->timer);
         s->timer = NULL;
+    }
+    if (s->kernel && s->be) {
+        /* A FIN user space has not read yet still counts in TCP_INFO: note it first. */
+        char probe;
+        if (!s->up.eof && recv(s->cfd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+            s->up.eof = 1;
+        if (!s->down.eof && recv(s->sfd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+            s->down.eof = 1;
+        kernel_account(s); /* before the sockets go (closing them also leaves the map) */
     }
     if (s->be) {
         server_stats *st = &s->be->st[s->lsn];
@@ -204,6 +240,7 @@ static void count_bytes(session *s, int upstream, size_t n)
     router *r = s->r;
     server_stats *st = &s->be->st[s->lsn];
     frontend_stats *fe = &r->lsn[s->lsn].fe;
+    (upstream ? &s->up : &s->down)->counted += n;
     if (upstream) {
         st->bin += n;
         fe->bin += n;
@@ -343,6 +380,34 @@ static int half_empty(const struct half *h)
     return h->len == 0 && h->inpipe == 0;
 }
 
+static void on_timer(evloop *loop, void *arg);
+
+/* Kernel mode: may the FIN from src be forwarded to dst yet? Segments the verdict program
+ * redirected can still wait in the kernel's queue for dst (a worker sends them), and a
+ * shutdown(SHUT_WR) before them would lose them. Everything src received is written to dst
+ * once dst's written count catches up. Gives up waiting after 2 s (a wedged peer). */
+static int kernel_drained(session *s, const struct half *h, int src, int dst)
+{
+    if (!s->kernel)
+        return 1;
+    int64_t in = received(src, h), out = sockmap_bytes_written(dst);
+    uint64_t now = evloop_now_ms(s->r->loop);
+    if (in < 0 || out < 0 || out >= in) {
+        s->drain_since_ms = 0;
+        return 1;
+    }
+    if (!s->drain_since_ms)
+        s->drain_since_ms = now;
+    if (now - s->drain_since_ms >= 2000) {
+        log_warn("router: %lld bytes still queued in the kernel after 2 s; forwarding EOF anyway",
+                 (long long)(in - out));
+        return 1;
+    }
+    if (!s->timer)
+        s->timer = evloop_timer_start(s->r->loop, 1, on_timer, s);
+    return 0;
+}
+
 /* Moves bytes both ways. Returns 0 while the session lives, -1 once it was closed. */
 static int session_pump(session *s)
 {
@@ -359,11 +424,13 @@ static int session_pump(session *s)
         session_close(s, rc == XFER_SRC_ERR ? CLOSE_SERVER_ERR : CLOSE_CLIENT_ERR);
         return -1;
     }
-    if (s->up.eof && !s->up.shut && half_empty(&s->up)) {
+    if (s->up.eof && !s->up.shut && half_empty(&s->up) &&
+        kernel_drained(s, &s->up, s->cfd, s->sfd)) {
         shutdown(s->sfd, SHUT_WR);
         s->up.shut = 1;
     }
-    if (s->down.eof && !s->down.shut && half_empty(&s->down)) {
+    if (s->down.eof && !s->down.shut && half_empty(&s->down) &&
+        kernel_drained(s, &s->down, s->sfd, s->cfd)) {
         shutdown(s->cfd, SHUT_WR);
         s->down.shut = 1;
     }
@@ -380,8 +447,6 @@ static int session_pump(session *s)
 static void session_dispatch(session *s);
 
 static void on_server_event(evloop *loop, int fd, uint32_t ev, void *arg);
-
-static void on_timer(evloop *loop, void *arg);
 
 /* Turns a client away with a PostgreSQL FATAL message. A client that opened with an
  * SSLRequest/GSSENCRequest would not show an error sent in answer to it (libpq since
@@ -433,7 +498,35 @@ static void on_timer(evloop *loop, void *arg)
     if (s->state == S_CONNECTING) {
         errno = ETIMEDOUT;
         on_server_event(loop, s->sfd, EPOLLERR, s);
+        return;
     }
+    if (s->state == S_OPEN) /* kernel mode: an EOF waits for in-flight bytes */
+        session_pump(s);
+}
+
+/* Hands a session to the kernel (data_path.splice: sockmap) as soon as it opens, while no
+ * byte is buffered in user space. Bytes already queued on either socket (the client's
+ * startup packet, read only by a MSG_PEEK so far) are not seen by the verdict program,
+ * which runs on arrival: sockmap_kick runs it over the queue, in order, under the socket
+ * lock, so nothing can overtake them. User space keeps EOF, errors and the session's end:
+ * the sockets stay registered for RDHUP only (data no longer wakes the router). */
+static void kernel_pair(session *s)
+{
+    router *r = s->r;
+    if (!r->sockmap || s->kernel || s->splice || !half_empty(&s->up) || !half_empty(&s->down) ||
+        s->up.eof || s->down.eof)
+        return;
+    if (sockmap_pair(r->sockmap, s->cfd, s->sfd) < 0) {
+        log_debug("router: sockmap pairing failed (%s); the session stays in user space",
+                  strerror(errno));
+        return;
+    }
+    s->kernel = 1;
+    r->kernel_paired++;
+    evloop_mod_fd(r->loop, s->cfd, EPOLLRDHUP | EPOLLET);
+    evloop_mod_fd(r->loop, s->sfd, EPOLLRDHUP | EPOLLET);
+    if (sockmap_kick(s->cfd) < 0 || sockmap_kick(s->sfd) < 0)
+        log_warn("router: SO_RCVLOWAT on a spliced session: %s", strerror(errno));
 }
 
 static void hold_or_refuse(session *s)
@@ -569,6 +662,7 @@ static void on_server_event(evloop *loop, int fd, uint32_t ev, void *arg)
         s->state = S_OPEN;
         s->s_wr = 1;
         s->s_rd = (ev & (EPOLLRDHUP | EPOLLHUP)) ? 2 : 1; /* one EAGAIN at most */
+        kernel_pair(s);
         session_pump(s);
         return;
     }
@@ -688,7 +782,7 @@ static void on_accept(evloop *loop, int fd, uint32_t ev, void *arg)
         set_nodelay(cfd);
         s->r = r;
         s->lsn = (uint8_t)pl->idx;
-        s->splice = (uint8_t)(r->cfg.splice != 0);
+        s->splice = (uint8_t)(r->cfg.splice == ROUTER_SPLICE_PIPE);
         s->cfd = cfd;
         s->sfd = -1;
         s->accepted_ms = s->last_active_ms = now;
@@ -886,15 +980,26 @@ static void sweep(evloop *loop, void *arg)
                 s = next;
             }
         }
-        for (size_t i = 0; i < r->n_all; i++) {
-            for (int l = 0; l < LSN_COUNT; l++) {
-                session *s = r->backends[i]->sessions[l].head;
-                while (s) {
-                    session *next = s->next;
+    }
+    for (size_t i = 0; i < r->n_all; i++) {
+        for (int l = 0; l < LSN_COUNT; l++) {
+            session *s = r->backends[i]->sessions[l].head;
+            while (s) {
+                session *next = s->next;
+                kernel_account(s); /* the 8404 byte counters of spliced sessions move too */
+                if (idle) {
+                    if (s->state == S_OPEN && s->kernel && now - s->last_active_ms >= idle) {
+                        /* the kernel moved bytes meanwhile: ask it when data last came */
+                        uint32_t a = sockmap_ms_since_recv(s->cfd);
+                        uint32_t b = sockmap_ms_since_recv(s->sfd);
+                        uint32_t since = a < b ? a : b;
+                        if (since < idle)
+                            s->last_active_ms = now - since;
+                    }
                     if (s->state == S_OPEN && now - s->last_active_ms >= idle)
                         session_close(s, CLOSE_DONE);
-                    s = next;
                 }
+                s = next;
             }
         }
     }

@@ -107,7 +107,11 @@ struct router {
 
     ev_timer *sweep_timer;
     struct resolver *resolver; /* NULL: names are looked up inline (tests) */
-    size_t rr;                 /* 5001 round-robin start among equally loaded replicas */
+    /* In-kernel splicing (router/sockmap.c), shared by every loop; NULL: user space moves
+     * the bytes. Set by the caller before init, like resolver. */
+    const struct sockmap *sockmap;
+    uint64_t kernel_paired; /* sessions handed to the kernel so far */
+    size_t rr;              /* 5001 round-robin start among equally loaded replicas */
 
     /* Several event loops (router/loops.c). The main router calls on_targets after every
      * selection change so the other loops get the new routing table; their routers are

@@ -16,7 +16,10 @@
 Addresses: 127.0.30.0/24. Env: BENCH_SECONDS (pgbench run length, default 15),
 BENCH_REPS (default 3), BENCH_TRIALS (leader changes, default 4), BENCH_PARTS (comma list of
 throughput,leader,memory,syscalls; default throughput,leader,memory), BENCH_MODES (default
-direct,ours,ours-2loops,haproxy; ours-splice also exists), BENCH_JOBS (pgbench -j, default 2).
+direct,ours,ours-sockmap,haproxy; ours-splice (pipes) and ours-2loops also exist), BENCH_JOBS
+(pgbench -j, default 2). "ours" is the user-space data path, "ours-sockmap" the in-kernel one
+(BPF sockhash): its bytes are moved by the kernel, partly in kworker threads, so the CPU of
+every kworker during a run is reported as a column of its own and counted with the proxy.
 """
 import asyncio, base64, http.server, json, os, pwd, re, resource, shutil, signal, socket, socketserver
 import statistics, subprocess, sys, tempfile, threading, time, urllib.request
@@ -28,7 +31,7 @@ SECS = int(os.environ.get("BENCH_SECONDS", "15"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 TRIALS = int(os.environ.get("BENCH_TRIALS", "4"))
 PARTS = os.environ.get("BENCH_PARTS", "throughput,leader,memory").split(",")
-MODES = os.environ.get("BENCH_MODES", "direct,ours,ours-2loops,haproxy").split(",")
+MODES = os.environ.get("BENCH_MODES", "direct,ours,ours-sockmap,haproxy").split(",")
 JOBS = int(os.environ.get("BENCH_JOBS", "2"))
 PG_IP = "127.0.30.20"
 ETCD = "127.0.30.1:34379"
@@ -163,11 +166,11 @@ def lands(ip, port, timeout=1.0):
 
 
 # ---------------- helpers ----------------
-def router_cfg(path, primary, replicas, stats, backends, dcs=None, splice=False, interval=1000, loops=1):
+def router_cfg(path, primary, replicas, stats, backends, dcs=None, splice="userspace", interval=1000, loops=1):
     lines = ["scope: pg-cluster",
              f"listen: {{primary: '{primary}', replicas: '{replicas}', stats: '{stats}'}}",
              f"checks: {{interval_ms: {interval}}}",
-             f"data_path: {{splice: {'true' if splice else 'false'}, loops: {loops}}}",
+             f"data_path: {{splice: {splice}, loops: {loops}}}",
              "limits: {max_connections: 5000}"]
     if dcs:
         lines.append(f"dcs: {{endpoints: ['http://{dcs}']}}")
@@ -227,6 +230,32 @@ def host_cpu_s():
     f = open("/proc/stat").readline().split()[1:]
     user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def kworker_cpu_s():
+    """CPU of every kernel worker thread (the sockmap data path sends redirected segments from
+    them; other modes should leave this near zero)."""
+    tot = 0
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            s = open(f"/proc/{p}/stat").read()
+        except OSError:
+            continue
+        if "(kworker" not in s:
+            continue
+        f = s.rsplit(")", 1)[1].split()
+        tot += int(f[11]) + int(f[12])
+    return tot / os.sysconf("SC_CLK_TCK")
+
+
+def host_ctxt():
+    """Context switches of the whole host so far (/proc/stat ctxt)."""
+    for line in open("/proc/stat"):
+        if line.startswith("ctxt "):
+            return int(line.split()[1])
+    return 0
 
 
 def children_cpu_s():
@@ -303,24 +332,30 @@ def main():
         start_rest("pg-0", PG_IP)
         be = [("pg-0", PG_IP, 5432)]
         router_cfg(f"{tmp}/r-rw.yml", "127.0.30.5:5000", "127.0.30.5:5001", "127.0.30.5:8404", be)
-        router_cfg(f"{tmp}/r-splice.yml", "127.0.30.6:5000", "127.0.30.6:5001", "127.0.30.6:8404", be, splice=True)
+        router_cfg(f"{tmp}/r-splice.yml", "127.0.30.6:5000", "127.0.30.6:5001", "127.0.30.6:8404", be, splice="pipe")
+        router_cfg(f"{tmp}/r-sockmap.yml", "127.0.30.10:5000", "127.0.30.10:5001", "127.0.30.10:8404", be,
+                   splice="sockmap")
         router_cfg(f"{tmp}/r-2loops.yml", "127.0.30.9:5000", "127.0.30.9:5001", "127.0.30.9:8404", be, loops=2)
         haproxy_cfg(f"{tmp}/haproxy.cfg", "127.0.30.4:5000", "127.0.30.4:8404", be)
         r_rw = start([ROUTER, "-c", f"{tmp}/r-rw.yml"], "router-rw")
         r_sp = start([ROUTER, "-c", f"{tmp}/r-splice.yml"], "router-splice")
         r_2l = start([ROUTER, "-c", f"{tmp}/r-2loops.yml"], "router-2loops")
+        r_sm = start([ROUTER, "-c", f"{tmp}/r-sockmap.yml"], "router-sockmap")
         hap = start(["haproxy", "-f", f"{tmp}/haproxy.cfg"], "haproxy")
         ok = wait(lambda: router_target("127.0.30.5:8404") == "pg-0" and router_target("127.0.30.6:8404") == "pg-0"
-                  and router_target("127.0.30.9:8404") == "pg-0" and haproxy_up("127.0.30.4:8404", "pg-0"), 15)
+                  and router_target("127.0.30.9:8404") == "pg-0" and router_target("127.0.30.10:8404") == "pg-0"
+                  and haproxy_up("127.0.30.4:8404", "pg-0"), 15)
         if not ok:
             raise SystemExit("router or haproxy did not see the primary")
         time.sleep(0.5)
         results["rss_idle_ours_kb"] = rss_kb(r_rw.pid)
         results["rss_idle_haproxy_kb"] = rss_tree_kb(hap.pid)
         targets = {"direct": (PG_IP, 5432), "ours": ("127.0.30.5", 5000), "ours-splice": ("127.0.30.6", 5000),
-                   "ours-2loops": ("127.0.30.9", 5000), "haproxy": ("127.0.30.4", 5000)}
+                   "ours-2loops": ("127.0.30.9", 5000), "ours-sockmap": ("127.0.30.10", 5000),
+                   "haproxy": ("127.0.30.4", 5000)}
         modes = [m for m in MODES if m in targets]
-        pids = {"ours": r_rw.pid, "ours-splice": r_sp.pid, "ours-2loops": r_2l.pid, "haproxy": hap.pid}
+        pids = {"ours": r_rw.pid, "ours-splice": r_sp.pid, "ours-2loops": r_2l.pid, "ours-sockmap": r_sm.pid,
+                "haproxy": hap.pid}
         tps = {(m, s): [] for m in modes for s in (True, False)}
         cpu = {(m, s): [] for m in pids for s in (True, False)}
         budget = {(m, s): [] for m in modes for s in (True, False)}  # (pgbench, postgres, proxy) us/tx
@@ -336,6 +371,7 @@ def main():
                         psql("vacuum pgbench_tellers")
                         psql("truncate pgbench_history")
                     c0 = cpu_s(pids[m]) if m in pids else 0
+                    k0, x0 = kworker_cpu_s(), host_ctxt()
                     b0, p0 = children_cpu_s(), postgres_cpu_s(pm.pid)
                     h0, w0 = host_cpu_s(), time.monotonic()
                     load0 = os.getloadavg()[0]
@@ -348,10 +384,11 @@ def main():
                     tps[(m, select_only)].append(t)
                     us = ""
                     proxy_us = 0.0
+                    kw_us = (kworker_cpu_s() - k0) / ntx * 1e6 if ntx else 0.0
                     if m in pids and ntx:
-                        proxy_us = (cpu_s(pids[m]) - c0) / ntx * 1e6
+                        proxy_us = (cpu_s(pids[m]) - c0) / ntx * 1e6 + kw_us
                         cpu[(m, select_only)].append(proxy_us)
-                        us = f"  proxy CPU {proxy_us:.2f} us/tx"
+                        us = f"  proxy CPU {proxy_us:.2f} us/tx (kworkers {kw_us:.2f})"
                     if ntx:
                         bud = ((children_cpu_s() - b0) / ntx * 1e6, (postgres_cpu_s(pm.pid) - p0) / ntx * 1e6, proxy_us)
                         budget[(m, select_only)].append(bud)
@@ -360,7 +397,8 @@ def main():
                         other = (host_cpu_s() - h0) - sum(bud) * ntx / 1e6
                         share = max(0.0, other / ((time.monotonic() - w0) * (os.cpu_count() or 2)))
                         foreign.append(share)
-                        us += f"  other work {100 * share:.0f}%"
+                        us += f"  other work {100 * share:.0f}%  host {(host_cpu_s() - h0) / ntx * 1e6:.1f} us/tx"
+                        us += f" {(host_ctxt() - x0) / ntx:.1f} ctxsw/tx"
                     log(f"# rep {rep + 1} {'select-only' if select_only else 'tpc-b'} {m:12s} {t:10.1f} tps{us}"
                         f"  (load {load0:.1f} -> {load1:.1f})")
         for (m, s), v in tps.items():
@@ -517,7 +555,7 @@ def report(r):
             if v:
                 parts.append(f"{m} {r[f'tps_{kind}_{m}']:.0f} ({min(v):.0f}-{max(v):.0f}, {ratio(r[f'tps_{kind}_{m}'], d):.3f}x direct)")
         log(f"  {name}: " + "  ".join(parts))
-        for m in ("ours", "ours-2loops", "ours-splice"):
+        for m in ("ours", "ours-2loops", "ours-splice", "ours-sockmap"):
             o = r.get(f"tps_{kind}_{m}")
             if o:
                 verdict = ("met" if ratio(o, d) >= goal_direct else "NOT met") if quiet else "not judged"

@@ -48,7 +48,7 @@ TEST(yaml_file_values)
     CHECK_EQ_INT(c.hold_ms, 1500);
     CHECK_EQ_INT(c.max_connections, 20000);
     CHECK_EQ_INT(c.replicas_fallback_to_primary, 0);
-    CHECK_EQ_INT(c.splice, 1);
+    CHECK_EQ_INT(c.splice, ROUTER_SPLICE_PIPE); /* "yes": the boolean of earlier versions */
     CHECK_EQ_INT(c.n_backends, 2);
     CHECK_STR(c.backends[1].name, "pg-1");
     CHECK_STR(c.backends[1].host, "pg-1.example");
@@ -76,6 +76,7 @@ TEST(env_overrides_file)
         "ROUTER_DCS_ENDPOINTS=http://127.0.30.1:2379,http://127.0.30.4:2379,127.0.30.5:2379",
         "ROUTER_BACKENDS=a=127.0.30.10:5432:8008,b=127.0.30.11:5432:8008:noloadbalance",
         "ROUTER_LIMITS_SPLICE_TYPO=1", /* unknown ROUTER_* names are ignored */
+        "ROUTER_DATA_PATH_SPLICE=sockmap",
         "PATH=/bin",
         NULL};
     int rc = router_config_load(&c, path, env, err, sizeof(err));
@@ -90,6 +91,24 @@ TEST(env_overrides_file)
     CHECK_STR(c.backends[0].name, "a");
     CHECK_EQ_INT(c.backends[1].noloadbalance, 1);
     CHECK_EQ_INT(c.hold_ms, 1500); /* from the file */
+    CHECK_EQ_INT(c.splice, ROUTER_SPLICE_SOCKMAP);
+}
+
+TEST(data_path_names)
+{
+    router_config c;
+    router_config_defaults(&c);
+    CHECK_EQ_INT(c.splice, ROUTER_SPLICE_AUTO);
+    const char *names[] = {"userspace", "pipe", "sockmap", "auto"};
+    for (int i = 0; i < 4; i++) {
+        char err[256] = "";
+        CHECK_EQ_INT(router_config_set(&c, "data_path.splice", names[i], err, sizeof(err)), 0);
+        CHECK_EQ_INT(c.splice, i);
+        CHECK_STR(router_splice_name(c.splice), names[i]);
+    }
+    char err[256] = "";
+    CHECK_EQ_INT(router_config_set(&c, "data_path.splice", "false", err, sizeof(err)), 0);
+    CHECK_EQ_INT(c.splice, ROUTER_SPLICE_USERSPACE);
 }
 
 static void expect_error(const char *yaml, const char *needle)
@@ -114,7 +133,8 @@ TEST(bad_values_name_key_value_and_line)
     expect_error("listen: {primary: 'nohost'}\n", "listen.primary: 'nohost' is not host:port");
     expect_error("listen: {primary: '1.2.3.4:99999'}\n", "listen.primary");
     expect_error("bogus: 1\n", "unknown key 'bogus'");
-    expect_error("data_path: {splice: maybe}\n", "data_path.splice: 'maybe' is not a boolean");
+    expect_error("data_path: {splice: maybe}\n",
+                 "data_path.splice: 'maybe' is not one of auto, sockmap, userspace, pipe");
     expect_error("dcs: {endpoints: [https://x:2379]}\n", "only http:// is supported");
     expect_error("backends:\n  - {name: a, host: h, port: 0, check_port: 8008}\n",
                  "backends[0].port: '0' is not a port");
@@ -182,6 +202,7 @@ int main(void)
 {
     RUN(yaml_file_values);
     RUN(env_overrides_file);
+    RUN(data_path_names);
     RUN(bad_values_name_key_value_and_line);
     RUN(env_errors_name_the_variable);
     RUN(hostport_split);

@@ -19,6 +19,7 @@
 #include "evloop.h"
 #include "router/core.h"
 #include "router/proxy.h"
+#include "router/sockmap.h"
 
 /* ---- fake backends: echo (echo, forward EOF) or banner (send, then shut write) ---- */
 
@@ -167,6 +168,8 @@ static evloop *loop;
 static router R;
 static fake fk[3];
 static int lazy; /* limits.connect_on_first_byte for the next setup() */
+static sockmap sm = {-1, -1};
+static const sockmap *use_sm; /* non-NULL: the in-kernel data path (second round) */
 #define PRIMARY_PORT  25000
 #define REPLICAS_PORT 25001
 
@@ -199,6 +202,7 @@ static void setup(int splice, uint32_t hold_ms, const char *extra_env)
     }
     loop = evloop_new();
     err[0] = 0;
+    R.sockmap = use_sm;
     int rc = router_init(&R, loop, &c, err, sizeof(err));
     if (rc < 0)
         printf("# router_init: %s\n", err);
@@ -212,6 +216,8 @@ static void setup(int splice, uint32_t hold_ms, const char *extra_env)
 
 static void teardown(void)
 {
+    if (use_sm) /* the round is about the kernel path: sessions must have taken it */
+        CHECK(R.kernel_paired > 0);
     router_destroy(&R);
     for (int i = 0; i < 3; i++)
         fake_stop(&fk[i]);
@@ -465,6 +471,9 @@ static void half_close_both_ways(int splice)
     PUMP_UNTIL(R.sessions_total_cur == 0, 2000);
     CHECK_EQ_INT(R.sessions_total_cur, 0);
     CHECK_EQ_INT(proxy_buffers_in_use(&R), 0);
+    /* exact byte counters (in kernel mode from TCP_INFO, the FIN not counted) */
+    CHECK_EQ_INT(R.backends[0]->st[LSN_PRIMARY].bin, big);
+    CHECK_EQ_INT(R.backends[0]->st[LSN_PRIMARY].bout, big);
 
     /* server -> client FIN: the banner backend shuts its write side; the client reads EOF
      * and can still send, and the backend still receives. */
@@ -682,6 +691,11 @@ TEST(four_thousand_proxied_sessions)
     teardown();
 }
 
+TEST(sockmap_works_as_root)
+{
+    CHECK(geteuid() != 0); /* CI runs as root: there the kernel path must be exercised */
+}
+
 int main(void)
 {
     RUN(writes_go_to_the_primary_and_demotion_closes_sessions);
@@ -696,5 +710,22 @@ int main(void)
     RUN(refusal_speaks_postgres);
     RUN(ten_thousand_idle_clients);
     RUN(four_thousand_proxied_sessions);
+
+    /* The same behaviour with the kernel moving the bytes (data_path.splice: sockmap). */
+    char err[256] = "";
+    if (sockmap_open(&sm, 8192, err, sizeof(err)) == 0) {
+        use_sm = &sm;
+        printf("# again with the in-kernel data path (BPF sockhash)\n");
+        RUN(writes_go_to_the_primary_and_demotion_closes_sessions);
+        RUN(replicas_least_conn_noloadbalance_and_fallback);
+        RUN(half_close_both_ways_read_write);
+        RUN(connection_limit_and_idle_timeout);
+        RUN(four_thousand_proxied_sessions);
+        use_sm = NULL;
+        sockmap_close(&sm);
+    } else {
+        printf("# in-kernel data path not tested here: %s\n", err);
+        RUN(sockmap_works_as_root);
+    }
     return check_done();
 }

@@ -22,6 +22,9 @@ NODES = {"pg-0": "127.0.30.10", "pg-1": "127.0.30.11", "pg-2": "127.0.30.12"}
 PG_PORT, REST_PORT, ETCD_PORT = 35432, 38008, 32379
 P5000, P5001, P8404 = 35000, 35001, 38404
 LOOPS = int(os.environ.get("ROUTER_IT_LOOPS", "1"))
+# ROUTER_IT_SPLICE: data_path.splice for the router (default: its own default, auto, which
+# is the in-kernel sockmap path as root); fake_cluster_userspace.t runs the user-space one.
+SPLICE = os.environ.get("ROUTER_IT_SPLICE", "")
 
 # A timeout (tests/run.sh sends SIGTERM) must still run the cleanup in `finally`.
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -166,7 +169,8 @@ cfg = f"{tmp}/router.yml"
 write_config(cfg)
 rlog = open(f"{tmp}/router.log", "w")
 router = subprocess.Popen([ROUTER, "-c", cfg], stdout=rlog, stderr=subprocess.STDOUT,
-                          env=dict(os.environ, LOG_LEVEL="info", ROUTER_DATA_PATH_LOOPS=str(LOOPS)))
+                          env=dict(os.environ, LOG_LEVEL="info", ROUTER_DATA_PATH_LOOPS=str(LOOPS),
+                                   **({"ROUTER_DATA_PATH_SPLICE": SPLICE} if SPLICE else {})))
 procs.append(router)
 
 def stats_json():
@@ -201,6 +205,13 @@ def closed_by_peer(s, timeout=2.0):
 
 try:
     ok(wait(lambda: stats_json() is not None, 10), "router starts and serves 8404")
+    # as root (CI) auto must pick the kernel path; elsewhere it falls back with a reason
+    want = SPLICE if SPLICE not in ("", "auto") else ("sockmap" if os.geteuid() == 0 else "userspace")
+    log_text = open(f"{tmp}/router.log").read()
+    shown = "sockmap (in-kernel)" if want == "sockmap" else want
+    ok(f"data path {shown}" in log_text and (want != "userspace" or SPLICE == "userspace"
+                                             or "in-kernel splicing is unavailable (" in log_text),
+       f"data path {want} (data_path.splice {SPLICE or 'default'})", log_text[-800:])
 
     # --- writes follow the DCS leader, only with a passing /primary ---
     codes["pg-0"] = {"primary": 200, "replica": 503}
