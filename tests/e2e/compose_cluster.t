@@ -18,39 +18,18 @@ T=$(mktemp -d /tmp/compose-cluster.XXXXXX)
 P=pgappc$$ # compose project
 VER=compose-$$
 TAG=pg-appliance:$VER
-n=0 failed=0 dockerd_pid=
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=1; echo "not ok $n - $*"; }
-show() { sed 's/^/#   /' "$1" | tail -"${2:-20}"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-wait_for() { # SECONDS COMMAND...: poll every 250 ms until COMMAND succeeds or the deadline
-  local end=$(($(now_ms) + $1 * 1000)); shift
-  until "$@"; do
-    [ "$(now_ms)" -ge "$end" ] && return 1
-    sleep 0.25
-  done
-}
+WAIT_STEP=0.25
+. tests/e2e/lib.sh
 export DEFAULT_DATA_DIR=$T/data APPLIANCE_VERSION=$VER COMPOSE_PROJECT_NAME=$P
 dc() { (cd "$T/proj" && docker-compose -f compose.yaml "$@"); }
 
 cleanup() {
   dc down -t 5 >/dev/null 2>&1
   docker rmi "$TAG" >/dev/null 2>&1
-  if [ -n "$dockerd_pid" ]; then
-    kill -TERM "$dockerd_pid" 2>/dev/null
-    wait_for 20 sh -c "! kill -0 $dockerd_pid 2>/dev/null" || kill -KILL "$dockerd_pid" 2>/dev/null
-    wait "$dockerd_pid" 2>/dev/null
-  fi
-  if [ "$failed" -eq 0 ]; then rm -rf "$T"; else echo "# files kept in $T"; fi
+  e2e_cleanup_end
 }
 trap cleanup EXIT
-
-if ! docker version >/dev/null 2>&1; then
-  command -v dockerd >/dev/null || { echo "not ok 1 - dockerd not installed (mk/packages.sh test)"; exit 1; }
-  dockerd >"$T/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  wait_for 30 docker version >/dev/null 2>&1 || { echo "not ok 1 - dockerd did not answer"; show "$T/dockerd.log"; exit 1; }
-fi
+ensure_dockerd || exit 1
 
 if make --no-print-directory image IMAGE_DIR="$T/img" IMAGE_TAG="$TAG" >"$T/build.log" 2>&1 &&
   docker load -i "$T/img/pg-appliance.tar" >"$T/load.log" 2>&1; then

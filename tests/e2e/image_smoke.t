@@ -16,46 +16,19 @@ T=$(mktemp -d /tmp/image-smoke.XXXXXX)
 TAG=pg-appliance:smoke-$$
 NAME=pgapp-smoke-$$
 STOP_TIMEOUT=30 # docker stop -t: SIGKILL after this; PostgreSQL must be out well before
-n=0 failed=0 dockerd_pid=
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=1; echo "not ok $n - $*"; }
-show() { sed 's/^/#   /' "$1" | tail -"${2:-20}"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-wait_for() { # SECONDS COMMAND...: poll every 100 ms until COMMAND succeeds or the deadline
-  local end=$(($(now_ms) + $1 * 1000)); shift
-  until "$@"; do
-    [ "$(now_ms)" -ge "$end" ] && return 1
-    sleep 0.1
-  done
-}
+. tests/e2e/lib.sh
 
 cleanup() {
   for c in $(docker ps -aq --filter "name=^$NAME" 2>/dev/null); do docker rm -f "$c" >/dev/null 2>&1; done
   docker rmi "$TAG" >/dev/null 2>&1
-  if [ -n "$dockerd_pid" ]; then
-    kill -TERM "$dockerd_pid" 2>/dev/null
-    wait_for 20 sh -c "! kill -0 $dockerd_pid 2>/dev/null" || kill -KILL "$dockerd_pid" 2>/dev/null
-    wait "$dockerd_pid" 2>/dev/null
-  fi
-  if [ "$failed" -eq 0 ]; then rm -rf "$T"; else echo "# files kept in $T"; fi
+  e2e_cleanup_end
 }
 trap cleanup EXIT
 
 # ---- the engine ----
-if ! docker version >/dev/null 2>&1; then
-  command -v dockerd >/dev/null || { echo "not ok 1 - dockerd not installed (mk/packages.sh test)"; exit 1; }
-  # Our own daemon, default bridge (never --bridge=none in the host netns: it would delete
-  # another daemon's docker0; there is none here, docker version did not answer).
-  dockerd >"$T/dockerd.log" 2>&1 &
-  dockerd_pid=$!
-  if wait_for 30 docker version >/dev/null 2>&1; then
-    ok "started dockerd (pid $dockerd_pid): no daemon was running"
-  else
-    nok "dockerd did not answer within 30 s"; show "$T/dockerd.log"; exit 1
-  fi
-else
-  ok "reusing the running Docker engine"
-fi
+ensure_dockerd || exit 1
+if [ -n "$dockerd_pid" ]; then ok "started dockerd (pid $dockerd_pid): no daemon was running"
+else ok "reusing the running Docker engine"; fi
 
 # ---- build (twice: determinism) and load ----
 start=$(now_ms)
