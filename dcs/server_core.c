@@ -795,11 +795,20 @@ static void leader_duties(dcs_server *s, int64_t now)
     /* bounded memory: automatic compaction of old revisions (flags.h explains the default).
      * Checked every 5 s (etcd's revision compactor runs every 5 minutes) so that under a
      * write burst the history, and with it every snapshot's size and the time to take it,
-     * stays bounded. */
-    if (now - s->last_compact_ms >= 5000) {
+     * stays bounded. In revision mode also as soon as DCS_COMPACT_BURST revisions more than
+     * the retention piled up: at 12,000 puts/s five seconds are 60,000 revisions, and
+     * serialising them into a snapshot held the loop 13-18 ms (the c=16 p99 doubled). */
+    int64_t done = mvcc_compact_revision(s->st->kv);
+    if (s->compact_proposed > done)
+        done = s->compact_proposed; /* proposed, not applied yet: do not repeat it */
+    bool burst = !s->f.compaction_periodic && s->f.compaction_retention &&
+                 mvcc_current_revision(s->st->kv) - done >
+                     (int64_t)s->f.compaction_retention + DCS_COMPACT_BURST;
+    if (burst || now - s->last_compact_ms >= 5000) {
         s->last_compact_ms = now;
         int64_t rev = compaction_target(s, now);
-        if (rev > mvcc_compact_revision(s->st->kv)) {
+        if (rev > mvcc_compact_revision(s->st->kv) && (!burst || rev > s->compact_proposed)) {
+            s->compact_proposed = rev;
             store_cmd c;
             memset(&c, 0, sizeof(c));
             c.type = STORE_CMD_COMPACT;

@@ -22,7 +22,8 @@
 #define DCS_MAX_PENDING     4096 /* client requests waiting for Raft; more answer "too many" */
 #define DCS_SERVER_VERSION  "3.4.23"
 #define DCS_COMPACT_SAMPLES 256
-#define DCS_FSYNC_BUCKETS   14 /* 0.001 s .. 8.192 s, as etcd's WAL fsync histogram */
+#define DCS_COMPACT_BURST   1000 /* revisions past the retention that trigger a compaction */
+#define DCS_FSYNC_BUCKETS   14   /* 0.001 s .. 8.192 s, as etcd's WAL fsync histogram */
 #define DCS_CLUSTER_VERSION "3.4.0"
 
 enum preq_kind {
@@ -134,7 +135,8 @@ struct dcs_server {
         int64_t ms, rev;
     } csamples[DCS_COMPACT_SAMPLES]; /* periodic compaction: (time, revision) ring */
     size_t csample_head, ncsamples;
-    int64_t snap_retry_ms; /* after a failed snapshot */
+    int64_t compact_proposed; /* last automatic compaction target proposed */
+    int64_t snap_retry_ms;    /* after a failed snapshot */
     /* metrics */
     uint64_t leader_changes, proposals_ok, proposals_failed, snapshots, forwarded;
     uint64_t snapshots_installed;           /* received from the leader */
