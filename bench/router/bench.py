@@ -232,10 +232,10 @@ def host_cpu_s():
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def kworker_cpu_s():
-    """CPU of every kernel worker thread (the sockmap data path sends redirected segments from
-    them; other modes should leave this near zero)."""
-    tot = 0
+def kworker_ticks():
+    """CPU ticks per kernel worker thread (the sockmap data path sends redirected segments from
+    them; other modes leave little there: disk writeback, timers)."""
+    ticks = {}
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
@@ -246,8 +246,16 @@ def kworker_cpu_s():
         if "(kworker" not in s:
             continue
         f = s.rsplit(")", 1)[1].split()
-        tot += int(f[11]) + int(f[12])
-    return tot / os.sysconf("SC_CLK_TCK")
+        ticks[p] = int(f[11]) + int(f[12])
+    return ticks
+
+
+def kworker_cpu_since(before):
+    """CPU seconds kworkers used since the kworker_ticks() snapshot `before`: per thread, so
+    workers that come and go are neither subtracted nor counted twice (one that exited
+    meanwhile loses its last part)."""
+    now = kworker_ticks()
+    return sum(t - before.get(p, 0) for p, t in now.items() if t >= before.get(p, 0)) / os.sysconf("SC_CLK_TCK")
 
 
 def host_ctxt():
@@ -371,7 +379,7 @@ def main():
                         psql("vacuum pgbench_tellers")
                         psql("truncate pgbench_history")
                     c0 = cpu_s(pids[m]) if m in pids else 0
-                    k0, x0 = kworker_cpu_s(), host_ctxt()
+                    k0, x0 = kworker_ticks(), host_ctxt()
                     b0, p0 = children_cpu_s(), postgres_cpu_s(pm.pid)
                     h0, w0 = host_cpu_s(), time.monotonic()
                     load0 = os.getloadavg()[0]
@@ -384,7 +392,7 @@ def main():
                     tps[(m, select_only)].append(t)
                     us = ""
                     proxy_us = 0.0
-                    kw_us = (kworker_cpu_s() - k0) / ntx * 1e6 if ntx else 0.0
+                    kw_us = kworker_cpu_since(k0) / ntx * 1e6 if ntx else 0.0
                     if m in pids and ntx:
                         proxy_us = (cpu_s(pids[m]) - c0) / ntx * 1e6 + kw_us
                         cpu[(m, select_only)].append(proxy_us)
