@@ -144,6 +144,18 @@ static uint64_t fence_margin_ms(const agent *a)
 
 static void fence_now(agent *a, const char *why)
 {
+    if (a->dyn.pause) {
+        /* Patroni's pause: nothing demotes the primary -- DCS maintenance is what pause is
+         * for. Replicas do not race while paused, so no second primary appears, and when
+         * the DCS answers again the running primary takes the lock back (race). Logged at
+         * most every 10 s. */
+        static uint64_t last_log;
+        if (a->pg && now_ms(a) >= last_log + 10000) {
+            last_log = now_ms(a);
+            log_warn("paused: NOT stopping postgres although %s", why);
+        }
+        return;
+    }
     if (a->pg && !a->pg_stop_requested) {
         log_error("FENCING: %s; stopping postgres immediately (no more writes)", why);
         a->pg_stop_requested = 1;
@@ -1407,10 +1419,60 @@ static void on_pg_ctl_promote(proc *p, int status, const char *out, void *arg)
  * reliably in testing (the startup process kept waiting for WAL), while pg_ctl did every
  * time; pg_ctl also validates the data dir's postmaster.pid. -W: do not wait, the HA loop
  * sees the result in the next status query. */
+/* A member promoted while its timeline is behind the cluster's newest (a manual failover
+ * to a replica that had not yet followed the last promotion) would give its new timeline
+ * the ID of that newest one: PostgreSQL takes the highest history file it knows + 1, and
+ * it never saw the file of a timeline it did not stream. Two different histories under one
+ * ID: pg_rewind on a member of the other branch then says "same timeline, no rewind
+ * required" and that member can never follow (found by ctl_ops.t). The history key holds
+ * every switch the cluster made, so the missing files are written from it first; the
+ * promotion then takes a fresh ID and records where it forked off. (A leader that died
+ * before publishing its promotion in the history key stays a blind spot, as in Patroni.) */
+static void write_missing_history(agent *a)
+{
+    int newest = history_timeline(a), mine = a->st.timeline;
+    if (mine <= 0 || newest <= mine)
+        return;
+    for (int t = mine + 1; t <= newest; t++) {
+        char path[600], tmp[620];
+        snprintf(path, sizeof(path), "%s/pg_wal/%08X.history", a->cfg.data_dir, (unsigned)t);
+        if (access(path, F_OK) == 0)
+            continue;
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        FILE *f = fopen(tmp, "we");
+        if (!f) {
+            log_error("cannot write %s: %s", tmp, strerror(errno));
+            return;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(a->history, i, e)
+        {
+            json_int_t tl = json_integer_value(json_array_get(e, 0));
+            json_int_t lsn = json_integer_value(json_array_get(e, 1));
+            const char *why = json_string_value(json_array_get(e, 2));
+            if (tl > 0 && tl < t && lsn >= 0)
+                fprintf(f, "%lld\t%X/%X\t%s\n", (long long)tl, (unsigned)((uint64_t)lsn >> 32),
+                        (unsigned)((uint64_t)lsn & 0xffffffffu), why ? why : "from the DCS");
+        }
+        int bad = ferror(f) | (fchown(fileno(f), a->uid, a->gid) != 0 && getuid() == 0);
+        bad |= fclose(f) != 0;
+        if (bad || rename(tmp, path) != 0) {
+            log_error("cannot write %s: %s", path, strerror(errno));
+            unlink(tmp);
+            return;
+        }
+        log_warn("my timeline %d is behind the cluster's %d: wrote %08X.history from the DCS "
+                 "history key before promoting (so the new timeline gets a fresh ID)",
+                 mine, newest, (unsigned)t);
+    }
+}
+
 static void promote(agent *a)
 {
     if (!a->pg || a->promote_requested)
         return;
+    write_missing_history(a);
     pgfiles_marker_set(&a->cfg, 1);
     a->needs_rewind = 1;
     a->promote_requested = 1;

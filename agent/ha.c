@@ -295,6 +295,18 @@ void ha_decide(const ha_input *in, ha_output *out)
     }
 
     if (!in->pg_process) {
+        /* Paused (Patroni's maintenance mode): a stopped postgres is not started -- the
+         * operator stopped it or will start it -- and a leader without a running postgres
+         * gives the lock up rather than holding it for nothing. */
+        if (in->paused && mine) {
+            out_set(out, HA_RELEASE, "paused: postgres is not running: releasing the leader lock");
+            return;
+        }
+        if (in->paused) {
+            out_set(out, HA_WAIT,
+                    "paused: postgres is not running and is not started while paused");
+            return;
+        }
         if (mine) {
             out_set(out, HA_START_PRIMARY, "starting postgres in place: I still hold the lock");
             return;
@@ -400,6 +412,14 @@ void ha_decide(const ha_input *in, ha_output *out)
             return;
         }
         out_set(out, HA_LEAD, "no action: I am the leader with the lock");
+        return;
+    }
+    if (in->pg_primary && in->paused) {
+        /* Patroni: a second primary is reported, not demoted, while paused */
+        out_set(out, HA_WAIT,
+                "paused: postgres runs as primary while %s holds the leader lock: "
+                "NOT demoting it (resume to let the HA loop decide)",
+                in->leader);
         return;
     }
     if (in->pg_primary) {

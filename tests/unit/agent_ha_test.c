@@ -242,6 +242,39 @@ static void s_candidate_me(ha_input *in)
     in->failover_leader = "pg-0";
     in->failover_member = "pg-1";
 }
+/* pause (Patroni's maintenance mode) */
+static void s_paused_stopped_leader(ha_input *in)
+{
+    in->paused = 1;
+    in->leader = "pg-1";
+    in->pg_process = in->pg_running = 0;
+}
+static void s_paused_stopped_replica(ha_input *in)
+{
+    in->paused = 1;
+    in->pg_process = in->pg_running = 0;
+}
+static void s_paused_second_primary(ha_input *in)
+{
+    in->paused = 1;
+    in->pg_primary = 1;
+}
+static void s_paused_unlocked(ha_input *in)
+{
+    s_unlocked_polled(in);
+    in->paused = 1;
+}
+static void s_paused_failover_to_me(ha_input *in)
+{
+    s_unlocked(in);
+    in->paused = 1;
+    in->failover_member = "pg-1"; /* a failover with no leader: no failover_leader */
+}
+static void s_paused_unlocked_primary(ha_input *in)
+{
+    s_unlocked_primary(in);
+    in->paused = 1;
+}
 static void s_candidate_other(ha_input *in)
 {
     s_unlocked_polled(in);
@@ -543,6 +576,13 @@ static const struct row rows[] = {
     {"failsafe hold: never race", s_failsafe_hold, HA_WAIT},
     {"already primary, unlocked: take lock back", s_unlocked_primary, HA_ACQUIRE},
     {"I am the switchover candidate: acquire", s_candidate_me, HA_ACQUIRE},
+    {"paused, my postgres stopped, I hold the lock: release it", s_paused_stopped_leader,
+     HA_RELEASE},
+    {"paused, my postgres stopped: not started", s_paused_stopped_replica, HA_WAIT},
+    {"paused, primary while another holds the lock: not demoted", s_paused_second_primary, HA_WAIT},
+    {"paused, no leader: replicas do not race", s_paused_unlocked, HA_WAIT},
+    {"paused, failover to me with no leader: acquire", s_paused_failover_to_me, HA_ACQUIRE},
+    {"paused, unlocked primary: takes the lock back", s_paused_unlocked_primary, HA_ACQUIRE},
     {"other healthy candidate: wait", s_candidate_other, HA_WAIT},
     {"candidate whose postgres does not run: race", s_candidate_other_not_running, HA_ACQUIRE},
     {"candidate unreachable: race", s_candidate_other_dead, HA_ACQUIRE},

@@ -6,7 +6,8 @@
 # changes it through PATCH /config and every postgres picks the GUC up; bad values and bad
 # keys are refused with the key named and nothing changes; a restart-only setting shows up
 # as pending restart (REST, metrics, list) and restart --pending applies it, replicas first;
-# pause/resume --wait reach every
+# pause/resume --wait reach every member; while paused the DCS may go away (no fencing),
+# postgres stopped by hand stays stopped (the leader gives its lock up, nobody is promoted);
 # member (list shows "Maintenance mode: on"), twice is an error; failover --candidate moves
 # the leader; with the cluster paused and the leader killed (nobody takes over by itself)
 # failover --candidate makes the named member the leader, and the killed node rejoins;
@@ -101,8 +102,36 @@ run list
 check "list shows ' Maintenance mode: on'" eval 'rc_is 0 && out_has "^ Maintenance mode: on"' || show
 run pause
 check "pause again: exit 1, already paused" eval 'rc_is 1 && err_has "already paused"' || show
+# Patroni's pause semantics. The DCS gone while paused: the primary is NOT fenced (failsafe
+# off first: with it, every member's confirmation would keep the primary up anyway).
+run edit-config -s failsafe_mode=false -q
+fs_off() { rest_get "$L" /config | grep -q '"failsafe_mode": *false'; }
+check "edit-config -s failsafe_mode=false reached the leader" eval 'rc_is 0 && wait_until 15 fs_off' || show
+etcd_kill_all
+not_fenced_logged() { grep -q "paused: NOT stopping postgres" "$T/pg-$L.log"; }
+check "paused, DCS killed: the leader says it does not fence" wait_until 30 not_fenced_logged
+check "... and pg-$L still runs as primary" is_primary "$L"
+for e in 1 2 3; do etcd_member_start "$e"; done
+check "DCS back: pg-$L holds the leader key again, still primary (no failover)" \
+  eval 'wait_until 60 leader_is "pg-$L" && is_primary "$L"'
+# A replica's postgres stopped by hand stays stopped.
+C=$(( (L + 2) % 3 ))
+kill -INT "$(node_pm_pid "$R")"
+decided() { rest_get "$1" /patroni | grep -q "\"ha_decision\": *\"$2"; }
+check "paused: pg-$R's postgres, stopped by hand, is not started again" \
+  eval 'wait_until 20 decided "$R" "paused: postgres is not running" && ! is_replica "$R"'
+# The leader's postgres stopped by hand: the lock is given up, nobody is promoted.
+kill -INT "$(node_pm_pid "$L")"
+no_leader() { ! has_leader; }
+check "paused: the leader's postgres stopped by hand -> leader key released" wait_until 20 no_leader
+check "... and pg-$C stays a replica (its HA decision: paused)" \
+  eval 'wait_until 10 decided "$C" "paused: replicas do not take" && is_replica "$C"'
 run resume --wait
 check "resume --wait: exit 0" eval 'rc_is 0 && out_has "cluster management is resumed"' || show
+three_up() { local n p=0; for n in 0 1 2; do is_primary "$n" && p=$((p + 1)); done; [ "$p" = 1 ] &&
+  for n in 0 1 2; do is_primary "$n" || streaming "$n" || return 1; done; }
+check "resumed: one primary, two streaming replicas again" wait_until 90 three_up
+L=$(node_of "$(dcs_leader)"); R=$(( (L + 1) % 3 )); CN=$R
 run list
 check "list has no maintenance footer after resume" eval '! out_has "Maintenance mode"' 
 run resume
@@ -116,8 +145,8 @@ run failover --candidate "pg-$R" --force
 check "failover --candidate pg-$R: exit 0" eval 'rc_is 0' || show
 check "pg-$R holds the leader key and runs as primary" \
   eval 'wait_until 30 leader_is "pg-$R" && wait_until 30 is_primary "$R"' 
-history_shows() { run history; rc_is 0 && out_has "^ +1 +[0-9]+ .*pg-$R\$"; }
-check "history: a promotion of pg-$R on timeline 1 (once the new leader wrote the key)" \
+history_shows() { run history; rc_is 0 && tail -1 "$T/out" | grep -qE "^ +[0-9]+ +[0-9]+ .*pg-$R\$"; }
+check "history: its last row is the promotion of pg-$R (once the new leader wrote the key)" \
   wait_until 20 history_shows || show
 # failover with NO leader: paused (no member races), the leader node killed; the operator
 # names the new leader
