@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -124,6 +125,7 @@ proc *proc_spawn(evloop *loop, char *const argv[], const proc_opts *o, proc_exit
     for (char *const *e = o->extra_env; e && *e && ne < 30; e++)
         env[ne++] = *e;
     env[ne] = NULL;
+    pid_t agent_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(pipefd[0]);
@@ -162,6 +164,15 @@ proc *proc_spawn(evloop *loop, char *const argv[], const proc_opts *o, proc_exit
         if (o->cwd && chdir(o->cwd) != 0) {
             dprintf(2, "cannot chdir to %s: %s\n", o->cwd, strerror(errno));
             _exit(126);
+        }
+        /* If the agent dies (a crash, an OOM kill), what it started must not run on
+         * unmanaged: another member takes over once the lease expires, and a primary nobody
+         * fences would take writes beside the new one (the restarted agent could not even
+         * start postgres over the running one). Set after the uid switch, which clears it;
+         * an agent that died before this line is caught by the parent check. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != agent_pid) {
+            dprintf(2, "the agent is gone: not starting %s\n", argv[0]);
+            _exit(125);
         }
         execve(argv[0], argv, env);
         dprintf(2, "cannot execute %s: %s\n", argv[0], strerror(errno));
