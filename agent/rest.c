@@ -340,7 +340,7 @@ static void metrics(agent *a, http_conn *c)
     M("patroni_xlog_paused", "Value is 1 if the Postgres xlog is paused, 0 otherwise.", "%d",
       a->st.replay_paused);
     M("patroni_postgres_streaming", "Value is 1 if Postgres is streaming, 0 otherwise.", "%d",
-      replica && a->st.receiver_status[0]);
+      replica && strcmp(a->st.receiver_status, "streaming") == 0);
     M("patroni_postgres_server_version", "Version of Postgres (if running), 0 otherwise.", "%d",
       a->st.server_version);
     M("patroni_cluster_unlocked", "Value is 1 if the cluster is unlocked, 0 if locked.", "%d",
