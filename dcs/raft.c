@@ -315,8 +315,8 @@ static void progress_rebuild(raft *r);
 static void log_truncate(raft *r, uint64_t from)
 {
     uint64_t last = last_index(r);
-    for (uint64_t i = from; i <= last; i++)
-        grave_add(r, entry_at(r, i)->data);
+    for (uint64_t k = 0; from + k <= last && from + k >= from; k++) /* no wrap at UINT64_MAX */
+        grave_add(r, entry_at(r, from + k)->data);
     r->n_ents = from - r->off - 1;
     if (r->stable >= from)
         r->stable = from - 1;
@@ -496,7 +496,7 @@ static void send_append(raft *r, progress *p, bool send_if_empty)
     }
     uint64_t last = last_index(r);
     size_t n = 0, bytes = 0;
-    for (uint64_t i = p->next; i <= last && n < RAFT_MSG_MAX_ENTRIES; i++) {
+    for (uint64_t i = p->next; i <= last && i >= p->next && n < RAFT_MSG_MAX_ENTRIES; i++) {
         uint32_t len = entry_at(r, i)->len;
         if (n > 0 && bytes + len > r->cfg.max_msg_bytes)
             break;
@@ -802,8 +802,10 @@ static void commit_to(raft *r, uint64_t c)
     if (c <= r->commit)
         return;
     if (r->role == RAFT_LEADER) {
-        for (uint64_t i = r->commit + 1; i <= c; i++) {
-            uint32_t l = entry_at(r, i)->len;
+        /* counted so that i never wraps: a log ending at UINT64_MAX (peer input can put
+         * it there) made `i <= c` always true (raft_msg_fuzz) */
+        for (uint64_t i = r->commit; i < c;) {
+            uint32_t l = entry_at(r, ++i)->len;
             r->uncommitted_bytes = r->uncommitted_bytes > l ? r->uncommitted_bytes - l : 0;
         }
     }
