@@ -493,6 +493,31 @@ TEST(pipelining_is_bounded_and_batched)
     net_free(&t);
 }
 
+/* Proposals between two Ready batches leave as ONE append per follower (with the commit
+ * index), not one per proposal: under concurrent clients that was ~7 appends, and as many
+ * acknowledgements, per batch. */
+TEST(proposals_of_one_batch_share_an_append)
+{
+    net t = {.count = 3};
+    for (int i = 0; i < 3; i++)
+        t.n[i] = make_node((uint64_t)i + 1, 3, NULL, 0, 0, true, true);
+    campaign(&t, 0);
+    CHECK_EQ_INT(raft_role(t.n[0]), RAFT_LEADER);
+    tick_all(&t);
+    net_run(&t, 10000);
+    memset(t.appends_to, 0, sizeof(t.appends_to));
+    uint64_t first = raft_last_index(t.n[0]) + 1;
+    for (int k = 0; k < 10; k++)
+        CHECK_EQ_INT(raft_propose(t.n[0], "v", 1, NULL), 0);
+    net_drain(&t, 0); /* one Ready of the leader */
+    CHECK_EQ_INT(t.appends_to[1], 1);
+    CHECK_EQ_INT(t.appends_to[2], 1);
+    net_run(&t, 10000);
+    CHECK(raft_commit_index(t.n[0]) >= first + 9);
+    CHECK_EQ_INT(raft_commit_index(t.n[1]), raft_commit_index(t.n[0])); /* commit carried */
+    net_free(&t);
+}
+
 TEST(calls_between_ready_and_advance_are_refused)
 {
     raft *r = make_node(1, 1, NULL, 0, 0, true, true);
@@ -598,6 +623,7 @@ int main(void)
     RUN(leadership_transfer);
     RUN(membership_one_change_at_a_time);
     RUN(pipelining_is_bounded_and_batched);
+    RUN(proposals_of_one_batch_share_an_append);
     RUN(calls_between_ready_and_advance_are_refused);
     RUN(bad_storage_is_refused_with_a_reason);
     RUN(message_codec_roundtrip_and_rejections);
