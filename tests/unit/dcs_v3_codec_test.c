@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "dcs/v3_cluster.h"
+#include "dcs/v3_jsonw.h"
 #include "dcs/v3_request.h"
 #include "dcs/v3_response.h"
 
@@ -179,6 +180,30 @@ TEST(rendering_is_exact)
     CHECK(jw_take(&w, NULL) == NULL);
 }
 
+/* numbers as etcd's gateway prints them (int64 quoted), at the edges of their ranges */
+TEST(numbers_render_exactly)
+{
+    jw w;
+    jw_init(&w, 4096);
+    jw_arr(&w);
+    jw_i64_quoted(&w, 0);
+    jw_i64_quoted(&w, -1);
+    jw_i64_quoted(&w, INT64_MIN);
+    jw_i64_quoted(&w, INT64_MAX);
+    jw_u64_quoted(&w, UINT64_MAX);
+    jw_i64(&w, -42);
+    jw_i64(&w, INT64_MIN);
+    jw_u64(&w, 0);
+    jw_u64(&w, 10);
+    jw_u64(&w, 14841639068965178418u);
+    jw_arr_end(&w);
+    size_t n;
+    char *out = jw_take(&w, &n);
+    CHECK_STR(out, "[\"0\",\"-1\",\"-9223372036854775808\",\"9223372036854775807\","
+                   "\"18446744073709551615\",-42,-9223372036854775808,0,10,14841639068965178418]");
+    free(out);
+}
+
 TEST(duplicate_keys_as_etcd_check_intervals)
 {
 #define PUT(k)    "{\"request_put\":{\"key\":\"" k "\"}}"
@@ -247,6 +272,7 @@ int main(void)
     RUN(request_errors_name_the_field);
     RUN(limits);
     RUN(rendering_is_exact);
+    RUN(numbers_render_exactly);
     RUN(duplicate_keys_as_etcd_check_intervals);
     RUN(cluster_status_version_health);
     mvcc_arena_free(&A);
