@@ -328,9 +328,13 @@ void ha_decide(const ha_input *in, ha_output *out)
         if (locked && !mine && in->diverged) {
             if (diverged_act(in, out, "before starting"))
                 return;
-            out_set(out, HA_START_REPLICA,
+            /* Starting it would not help: postgres finds the leader's newer timeline in
+             * pg_wal (the WAL receiver fetched its history) and exits at once ("requested
+             * timeline is not a child of this server's history"), a restart loop that only
+             * fills the log. Stopped and reported, the operator decides. */
+            out_set(out, HA_WAIT,
                     "DIVERGED from leader %s and no rewind or re-clone is allowed (or it "
-                    "failed): starting as is; reinitialize this member",
+                    "failed): postgres stays stopped; reinitialize this member",
                     in->leader);
             return;
         }

@@ -16,6 +16,9 @@
 #     and do nothing else: state "diverged" in appliancectl list, /replica 503 (it holds
 #     rows the cluster does not have), the verdict in /patroni, no rewind or clone tried;
 #     then appliancectl reinit re-clones it.
+#  4. pg_rewind fails (B's rewind password is wrong; use_pg_rewind back on, no removal
+#     allowed): pg-0 back, cut off, pg-1 killed, pg-0 leads. B runs pg_rewind once, then
+#     reports "the fix failed", leaves its postgres stopped and does not try again.
 NET=ns
 . "$(dirname "$0")/lib.sh"
 require_env
@@ -128,9 +131,48 @@ out=$("${NSX[@]}" build/bin/appliancectl -c "$T/pg-1.yml" reinit pg-2 2>&1); rc=
 check "appliancectl reinit pg-2 is accepted" [ "$rc" = 0 ] || diag "$out"
 # (the leader's timeline, not a fixed 4: on a loaded machine pg-1 may fence itself and
 # promote again meanwhile, which this case is not about)
-follows_leader_timeline() { local l; l=$(dcs_leader); [ -n "$l" ] && on_timeline 2 "$(timeline_of "$(node_of "$l")")"; }
+follows_leader_timeline_of() { local l; l=$(dcs_leader); [ -n "$l" ] && [ "$l" != "pg-$1" ] && on_timeline "$1" "$(timeline_of "$(node_of "$l")")"; }
+follows_leader_timeline() { follows_leader_timeline_of 2; }
 check "after the reinit pg-2 streams from the leader on its timeline" wait_until 40 follows_leader_timeline
 no_divergence() { ! rest_get 2 /patroni | grep -q '"diverged"'; }
 check "... and no longer reports a divergence" no_divergence || diag "$(rest_get 2 /patroni)"
 diag "case 3 took $(($(now_ms) - t2)) ms"
+t3=$(now_ms)
+
+# ---- 4: pg_rewind fails -> tried once, reported, left alone
+cfg=$(dcs_get config | /usr/bin/python3 -c 'import json,sys; c=json.load(sys.stdin); c["postgresql"]["use_pg_rewind"]=True; print(json.dumps(c,separators=(",",":")))')
+dcsctl put "/service/$SCOPE/config" "$cfg" >/dev/null || bail "config key updated (use_pg_rewind on)"
+sed -i 's/password: it-rewind-pass/password: wrong-rewind-pass/; s/^postgresql:$/postgresql:\n  remove_data_directory_on_rewind_failure: false/' "$T/pg-2.yml"
+kill -HUP "$(node_agent_pid 2)"
+rewind_on() { rest_get 2 /config | grep -q '"use_pg_rewind": true'; }
+wait_until 10 rewind_on || bail "pg-2 sees use_pg_rewind on"
+wait_until 10 bash -c "[ \$(grep -c 'configuration reloaded' '$T/pg-2.log') = 2 ]" || bail "pg-2 reloads its configuration"
+node_start 0
+check "pg-0 rejoins as a replica of pg-1" wait_until 60 follows_leader_timeline_of 0
+cut_replication 0 1 on
+psql_n 1 "CREATE TABLE lost4 AS SELECT generate_series(1,40) AS id" >/dev/null
+check "pg-2 received the rows written on pg-1 after pg-0 was cut off" wait_until 20 has_rows 2 lost4 40
+node_kill9 1
+check "pg-0 takes over" wait_until 30 new_leader_is 0
+cut_replication 0 1 off
+fix_failed_reported() {
+  rest_get 2 /patroni | /usr/bin/python3 -c '
+import json,sys; p=json.load(sys.stdin); d=p.get("diverged") or {}
+assert p["state"]=="diverged" and d.get("leader")=="pg-0", p
+assert d["action"].startswith("none: the fix failed"), d'
+}
+check "pg-2's pg_rewind fails and it reports the divergence (action: the fix failed)" \
+  wait_until 40 fix_failed_reported || diag "$(rest_get 2 /patroni)"
+rewinds() { grep -c 'error: pg_rewind failed$' "$T/pg-2.log"; }
+check "pg-2 ran pg_rewind exactly once" [ "$(rewinds)" = 1 ]
+# a retry loop would show within a few HA cycles (loop_wait 1 s): watch a 5 s window
+no_second_rewind() { local i; for i in $(seq 50); do [ "$(rewinds)" -gt 1 ] && return 1; sleep 0.1; done; }
+check "... and does not try again (5 s window)" no_second_rewind
+check "pg-2 answers /replica with 503" [ "$(rest_code 2 /replica)" = 503 ]
+# started again it would only die at once (the leader's newer timeline is in its pg_wal)
+check "pg-2's postgres stays stopped: no start after the failed pg_rewind" \
+  bash -c "! sed -n '/error: pg_rewind failed\$/,\$p' '$T/pg-2.log' | grep -q 'started postgres'"
+check "pg-2's data dir was left as it was (not moved aside again)" \
+  [ "$(grep -c 'moving the data directory aside' "$T/pg-2.log")" = 2 ]
+diag "case 4 took $(($(now_ms) - t3)) ms"
 echo "1..$_tap_n"
