@@ -64,6 +64,9 @@ typedef struct v3_error {
 
 /* "/v3/kv/range" -> V3_KV_RANGE (also "/v3beta/..."; 0 when unknown). */
 int v3_endpoint_of(const char *path);
+/* Tests and the fuzzer: true skips the PutRequest fast path, so both parsers can be
+ * compared on the same input (they must agree on everything the fast path accepts). */
+extern bool v3_request_full_only;
 /* Parses body for the endpoint. Strings in out point into the arena. 0 or -1 (err set). */
 int v3_parse_request(int endpoint, const char *body, size_t len, mvcc_arena *a, v3_request *out,
                      v3_error *err);

@@ -1,14 +1,46 @@
 /* Fuzz the etcd v3 JSON request parser for every endpoint (first byte selects), the
- * gateway path behind it (command encoding, apply, rendering) and the v2 form parser. */
+ * gateway path behind it (command encoding, apply, rendering) and the v2 form parser. A
+ * PutRequest is also parsed by the full parser alone: the fast path must agree with it
+ * (abort otherwise). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dcs/v2_codec.h"
+#include "dcs/v3_request.h"
 #include "dcs/v3_gateway.h"
 #include "dcs/watch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool same_bytes(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
+/* the fast path's answer for a put equals the full parser's */
+static void put_differential(const char *body, size_t len, mvcc_arena *a)
+{
+    v3_request f, g;
+    v3_error fe, ge;
+    int rf = v3_parse_request(V3_KV_PUT, body, len, a, &f, &fe);
+    v3_request_full_only = true;
+    int rg = v3_parse_request(V3_KV_PUT, body, len, a, &g, &ge);
+    v3_request_full_only = false;
+    if (rf != rg)
+        abort();
+    if (rf != 0) {
+        if (fe.grpc_code != ge.grpc_code || strcmp(fe.message, ge.message) != 0)
+            abort();
+        return;
+    }
+    const mvcc_put_req *x = &f.op.u.put, *y = &g.op.u.put;
+    if (f.op.type != g.op.type || !same_bytes(x->key, x->key_len, y->key, y->key_len) ||
+        !same_bytes(x->value, x->value_len, y->value, y->value_len) || x->lease != y->lease ||
+        x->prev_kv != y->prev_kv || x->ignore_value != y->ignore_value ||
+        x->ignore_lease != y->ignore_lease)
+        abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -30,6 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *query = qm ? qm + 1 : "";
         v2_parse_request(methods[data[0] / 64], "/v2/keys/a", query, body, size - 1, 0, &a, &q, &r);
     } else {
+        if (ep == V3_KV_PUT)
+            put_differential(body, size - 1, &a);
         v3_request req;
         v3_error err;
         jw w;

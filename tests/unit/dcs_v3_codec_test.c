@@ -204,6 +204,69 @@ TEST(numbers_render_exactly)
     free(out);
 }
 
+/* The PutRequest fast path agrees with the full parser on common and odd spellings
+ * (order, spaces, lease, prevKv, duplicates, escapes, null, bad base64, numbers that
+ * jansson reads differently, trailing data), including every error message. */
+TEST(put_fast_path_matches_full_parser)
+{
+    static const char *const bodies[] = {
+        "{\"key\":\"YQ==\",\"value\":\"Yg==\"}",
+        " {\n\"value\" : \"Yg==\" ,\t\"key\":\"YmVuY2gva2V5MDAwMQ==\" } ",
+        "{\"key\":\"YQ==\",\"lease\":7587862072907329069}",
+        "{\"key\":\"YQ==\",\"lease\":-5,\"prev_kv\":true}",
+        "{\"key\":\"YQ==\",\"prevKv\":true}",
+        "{\"key\":\"YQ==\",\"prev_kv\":false,\"prevKv\":true}",
+        "{\"key\":\"YQ==\",\"key\":\"Yg==\"}",
+        "{\"key\":\"Y\\u0051==\"}",
+        "{\"key\":\"YQ==\",\"value\":null}",
+        "{\"key\":\"YQ\"}",
+        "{\"key\":\"\"}",
+        "{}",
+        "{\"value\":\"Yg==\"}",
+        "{\"key\":\"YQ==\",\"lease\":01}",
+        "{\"key\":\"YQ==\",\"lease\":-0}",
+        "{\"key\":\"YQ==\",\"lease\":1.0}",
+        "{\"key\":\"YQ==\",\"lease\":1e3}",
+        "{\"key\":\"YQ==\",\"lease\":\"12\"}",
+        "{\"key\":\"YQ==\",\"lease\":99999999999999999999}",
+        "{\"key\":\"YQ==\",\"prev_kv\":truex}",
+        "{\"key\":\"YQ==\",\"ignore_value\":true,\"value\":\"Yg==\"}",
+        "{\"key\":\"YQ==\",\"other\":1}",
+        "{\"key\":\"YQ==\"} trailing",
+        "{\"key\":\"YQ==\",}",
+        "{\"key\":\"YQ==\"",
+        "[\"key\"]",
+    };
+    int agree = 0;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        v3_request f, g;
+        v3_error fe, ge;
+        int rf = v3_parse_request(V3_KV_PUT, bodies[i], strlen(bodies[i]), &A, &f, &fe);
+        v3_request_full_only = true;
+        int rg = v3_parse_request(V3_KV_PUT, bodies[i], strlen(bodies[i]), &A, &g, &ge);
+        v3_request_full_only = false;
+        const mvcc_put_req *x = &f.op.u.put, *y = &g.op.u.put;
+        bool same = rf == rg;
+        if (same && rf != 0)
+            same = fe.grpc_code == ge.grpc_code && strcmp(fe.message, ge.message) == 0;
+        else if (same)
+            same = x->key_len == y->key_len && memcmp(x->key, y->key, x->key_len) == 0 &&
+                   x->value_len == y->value_len &&
+                   (x->value_len == 0 || memcmp(x->value, y->value, x->value_len) == 0) &&
+                   x->lease == y->lease && x->prev_kv == y->prev_kv &&
+                   x->ignore_value == y->ignore_value;
+        if (same)
+            agree++;
+        else
+            printf("# differs: %s\n", bodies[i]);
+    }
+    CHECK_EQ_INT(agree, (int)(sizeof(bodies) / sizeof(bodies[0])));
+    /* and the common shape parses to what it says */
+    CHECK_EQ_INT(parse(V3_KV_PUT, "{\"key\":\"YQ==\",\"value\":\"Yg==\",\"lease\":42}"), 0);
+    CHECK(Q.op.type == MVCC_OP_PUT && Q.op.u.put.key_len == 1 && Q.op.u.put.key[0] == 'a' &&
+          Q.op.u.put.value_len == 1 && Q.op.u.put.value[0] == 'b' && Q.op.u.put.lease == 42);
+}
+
 TEST(duplicate_keys_as_etcd_check_intervals)
 {
 #define PUT(k)    "{\"request_put\":{\"key\":\"" k "\"}}"
@@ -273,6 +336,7 @@ int main(void)
     RUN(limits);
     RUN(rendering_is_exact);
     RUN(numbers_render_exactly);
+    RUN(put_fast_path_matches_full_parser);
     RUN(duplicate_keys_as_etcd_check_intervals);
     RUN(cluster_status_version_health);
     mvcc_arena_free(&A);
