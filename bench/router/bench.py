@@ -17,7 +17,7 @@ Addresses: 127.0.30.0/24. Env: BENCH_SECONDS (pgbench run length, default 15),
 BENCH_REPS (default 3), BENCH_TRIALS (leader changes, default 4), BENCH_PARTS (comma list of
 throughput,leader,memory,syscalls; default throughput,leader,memory), BENCH_MODES (default
 direct,ours,ours-sockmap,haproxy; ours-splice (pipes) and ours-2loops also exist), BENCH_JOBS
-(pgbench -j, default 2). "ours" is the user-space data path, "ours-sockmap" the in-kernel one
+(pgbench -j, default 2), BENCH_CONNECT=1 (pgbench -C: a new connection per transaction). "ours" is the user-space data path, "ours-sockmap" the in-kernel one
 (BPF sockhash): its bytes are moved by the kernel, partly in kworker threads, so the CPU of
 every kworker during a run is reported as a column of its own and counted with the proxy.
 """
@@ -33,6 +33,7 @@ TRIALS = int(os.environ.get("BENCH_TRIALS", "4"))
 PARTS = os.environ.get("BENCH_PARTS", "throughput,leader,memory").split(",")
 MODES = os.environ.get("BENCH_MODES", "direct,ours,ours-sockmap,haproxy").split(",")
 JOBS = int(os.environ.get("BENCH_JOBS", "2"))
+CONNECT = os.environ.get("BENCH_CONNECT", "") not in ("", "0")
 PG_IP = "127.0.30.20"
 ETCD = "127.0.30.1:34379"
 pg = pwd.getpwnam("postgres")
@@ -283,8 +284,10 @@ def pgbench(host, port, select_only, count=None):
     args[1:1] = ["-t", str(count)] if count else ["-T", str(SECS)]
     if select_only:
         args.insert(1, "-S")
+    if CONNECT:
+        args.insert(1, "-C")
     out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, PGCONNECT_TIMEOUT="5"))
-    m = re.search(r"tps = ([0-9.]+) \(without initial", out.stdout)
+    m = re.search(r"tps = ([0-9.]+) \((?:without initial|including reconnection)", out.stdout)
     x = re.search(r"number of transactions actually processed: ([0-9]+)", out.stdout)
     if not m or not x:
         log("pgbench failed:", out.stdout[-500:], out.stderr[-500:])
