@@ -102,6 +102,13 @@ static void reload(struct app *a)
     if (router_loops_wanted(&cfg) != a->n_loops)
         log_warn("router: reload: data_path.loops applies at start only (running %u loops)",
                  a->n_loops);
+    if (cfg.splice != a->r.cfg.splice) { /* sessions are paired (or not) as they open */
+        log_warn("router: reload: data_path.splice applies at start only (running %s)",
+                 a->r.sockmap                            ? "sockmap"
+                 : a->r.cfg.splice == ROUTER_SPLICE_PIPE ? "pipe"
+                                                         : "userspace");
+        cfg.splice = a->r.cfg.splice;
+    }
     char old_stats[ROUTER_ADDR_MAX];
     snprintf(old_stats, sizeof(old_stats), "%s", a->r.cfg.listen_stats);
     raise_nofile(cfg.max_connections);

@@ -5,7 +5,7 @@
 # why, and proxies; sockmap (explicitly asked for) refuses to start with a message naming
 # the key and the reason. As root, auto takes the kernel path (the same session, checked
 # with the same traffic and exact 8404 byte counts). Addresses 127.0.30.80-82.
-import json, os, re, socket, socketserver, http.server, subprocess, sys, tempfile, threading, time
+import json, os, re, signal, socket, socketserver, http.server, subprocess, sys, tempfile, threading, time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -150,6 +150,15 @@ try:
         ok(traffic(port), f"{who}: 10 round trips of 1000 bytes proxied")
         moved = wait(lambda: (lambda b: b if b and b[0] >= 10000 else None)(bytes_in_out(port)), 3)
         ok(moved == (10000, 10030), f"{who}: 8404 bytes in/out exact after the session: {moved}")
+        if not as_nobody:
+            # a reload cannot switch the data path of a running router: it says so and keeps it
+            cfg = f"{tmp}/r{port}.yml"
+            text = open(cfg).read().replace("splice: auto", "splice: userspace")
+            open(cfg, "w").write(text)
+            p.send_signal(signal.SIGHUP)
+            said = wait(lambda: "data_path.splice applies at start only (running sockmap)" in open(log).read(), 5)
+            ok(said and traffic(port), "root: a reload asking for userspace warns, keeps sockmap, still proxies",
+               open(log).read()[-600:])
     # sockmap asked for explicitly, without the capability: refuse to start, say why
     p, log = run_router("sockmap", 45020, True)
     procs.append(p)
