@@ -53,6 +53,7 @@ typedef struct tl_check {
     int my_tl, in_recovery;
     int64_t my_lsn;
     int done, error;
+    unsigned errors; /* consecutive failed checks (kept across checks): retry backoff */
     uint64_t checked_at_ms;
     /* result */
     int diverged;
@@ -201,7 +202,6 @@ int diverged_checked(agent *a, int leader_tl, int running);
 void diverged_check_start(agent *a, int leader_tl);
 int diverged_fix(const agent *a);   /* 0 none allowed, 1 pg_rewind, 2 re-clone */
 int diverged_stuck(const agent *a); /* diverged from the current leader, no fix left */
-void diverged_reset(agent *a);      /* rewound / re-cloned: forget the verdict */
 void diverged_fix_failed(agent *a, int leader_tl, const char *what);
 json_t *diverged_json(const agent *a); /* REST detail (new reference) or NULL */
 

@@ -18,8 +18,10 @@
  *
  * A verdict "diverged" sticks until the data dir was rewound or re-cloned or the leader (or
  * its timeline) changes; a failed fix is remembered for that leader timeline and never
- * retried by itself (no loop): the member then runs as it is, its state says "diverged"
- * (REST /patroni, the member key, appliancectl list) until an operator reinitializes it. */
+ * retried by itself (no loop): the member then stays as it is -- a running postgres keeps
+ * running read-only (/replica answers 503), a stopped one stays stopped (started, it would
+ * exit at once) -- and its state says "diverged" (REST /patroni, the member key,
+ * appliancectl list) until an operator reinitializes it. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +33,8 @@
 #include "log.h"
 
 #define TL_CHECK_TIMEOUT_MS 3000
-#define TL_CHECK_RETRY_MS   5000 /* a running replica: a failed or outdated check, again after */
+#define TL_CHECK_RETRY_MS   5000  /* a running replica: a failed or outdated check, again after */
+#define TL_CHECK_RETRY_MAX  60000 /* ... doubling per consecutive failure up to this */
 
 static uint64_t now_ms(agent *a)
 {
@@ -58,7 +61,11 @@ int diverged_checked(agent *a, int leader_tl, int running)
         return 0;
     if (!c->error && c->key_tl == a->st.timeline && c->key_lsn == running_pos(a))
         return 1;
-    return now_ms(a) < c->checked_at_ms + TL_CHECK_RETRY_MS;
+    /* e.g. pg_hba refuses the replication connection to myself: every 5 s forever would
+     * only fill the log */
+    unsigned shift = c->errors > 1 ? c->errors - 1 : 0;
+    uint64_t delay = (uint64_t)TL_CHECK_RETRY_MS << (shift > 4 ? 4 : shift);
+    return now_ms(a) < c->checked_at_ms + (delay > TL_CHECK_RETRY_MAX ? TL_CHECK_RETRY_MAX : delay);
 }
 
 int diverged_fix(const agent *a)
@@ -79,24 +86,13 @@ int diverged_stuck(const agent *a)
     return a->tlc.diverged && diverged_fix(a) == 0 && strcmp(a->tlc.leader, a->leader) == 0;
 }
 
-void diverged_reset(agent *a)
-{
-    char fl[HA_NAME_MAX];
-    int ft = a->tlc.failed_leader_tl;
-    snprintf(fl, sizeof(fl), "%s", a->tlc.failed_leader);
-    memset(&a->tlc, 0, sizeof(a->tlc));
-    /* a fix that failed stays remembered (a reset after a re-clone clears it explicitly) */
-    snprintf(a->tlc.failed_leader, sizeof(a->tlc.failed_leader), "%s", fl);
-    a->tlc.failed_leader_tl = ft;
-}
-
 void diverged_fix_failed(agent *a, int leader_tl, const char *what)
 {
     tl_check *c = &a->tlc;
     snprintf(c->failed_leader, sizeof(c->failed_leader), "%s", a->leader);
     c->failed_leader_tl = leader_tl;
-    log_error("DIVERGED: %s failed; not retried while %s leads on timeline %d: this member runs "
-              "as it is (it cannot follow the leader) until it is reinitialized (POST "
+    log_error("DIVERGED: %s failed; not retried while %s leads on timeline %d: this member "
+              "stays as it is (it cannot follow the leader) until it is reinitialized (POST "
               "/reinitialize, appliancectl reinit)",
               what, a->leader, leader_tl);
 }
@@ -130,6 +126,7 @@ static void finish(agent *a, int error, int diverged)
     c->in_flight = 0;
     c->done = 1;
     c->error = error;
+    c->errors = error ? c->errors + 1 : 0;
     c->diverged = !error && diverged;
     c->checked_at_ms = now_ms(a);
     if (c->busy_set) {
@@ -137,8 +134,10 @@ static void finish(agent *a, int error, int diverged)
         agent_set_busy(a, NULL);
     }
     if (error)
-        log_warn("timeline check against leader %s failed: %s%s", c->leader, c->why,
-                 c->running ? " (retried in a few seconds)" : " (starting postgres anyway)");
+        log_warn("timeline check against leader %s failed (%u in a row): %s%s", c->leader,
+                 c->errors, c->why,
+                 c->running ? " (retried later, 5 s doubling to 60 s)"
+                            : " (starting postgres anyway)");
     else if (c->diverged)
         log_error("DIVERGED from leader %s: %s", c->leader, c->why);
     else
@@ -313,10 +312,12 @@ void diverged_check_start(agent *a, int leader_tl_dcs)
         return;
     char fl[HA_NAME_MAX];
     int ft = c->failed_leader_tl;
+    unsigned errors = c->errors;
     snprintf(fl, sizeof(fl), "%s", c->failed_leader);
     memset(c, 0, sizeof(*c));
     snprintf(c->failed_leader, sizeof(c->failed_leader), "%s", fl);
     c->failed_leader_tl = ft;
+    c->errors = errors;
     snprintf(c->leader, sizeof(c->leader), "%s", a->leader);
     c->leader_tl_dcs = leader_tl_dcs;
     c->switchpoint = -1;
