@@ -1925,6 +1925,8 @@ static void decide_and_act(agent *a)
     in.diverged =
         a->tlc.diverged && strcmp(a->tlc.leader, a->leader) == 0 && a->tlc.leader_tl_dcs == ltl;
     in.diverged_fix = in.diverged ? diverged_fix(a) : 0;
+    if (in.diverged && a->tlc.leader_tl > 0) /* the leader's own word (IDENTIFY_SYSTEM) */
+        in.leader_timeline = a->tlc.leader_tl;
     in.peers_polled = a->peers_polled;
     in.peers = a->peers;
     in.npeers = a->npeers;
