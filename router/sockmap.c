@@ -1,7 +1,7 @@
 /* BPF sockhash splicing via the raw bpf(2) syscall.
  *
- * No libbpf: the release build is static musl, and the program is 13 instructions, written
- * out below. The ABI constants and attribute layouts are the kernel's stable UAPI (copied
+ * No libbpf: the release build is static musl, and the program is 14 instructions (15 slots),
+ * written out below. The ABI constants and attribute layouts are the kernel's stable UAPI (copied
  * here because musl's sysroot carries no <linux/bpf.h>).
  *
  * Pairing: the map is keyed by socket cookie (SO_COOKIE). For a session with client socket
@@ -97,6 +97,12 @@ int sockmap_open(sockmap *sm, uint32_t max_pairs, char *err, size_t errsz)
     struct bpf_insn_ prog[] = {
         /* r6 = r1: keep the skb, calls clobber r1-r5 */
         INSN(0xbf, 6, 1, 0, 0),
+        /* r2 = skb->len (offset 0 of struct __sk_buff) */
+        INSN(0x61, 2, 1, 0, 0),
+        /* if r2 == 0 goto "r0 = SK_PASS" (9 slots on): a FIN-only segment carries nothing
+         * to move, and the kernel's sender treats a 0-byte send to the peer as a broken
+         * pipe (it sets EPIPE on the peer socket and stops sending) */
+        INSN(0x15, 2, 0, 9, 0),
         /* r0 = bpf_get_socket_cookie(skb): the cookie of the socket this segment arrived on */
         INSN(0x85, 0, 0, 0, FUNC_GET_SOCKET_COOKIE),
         /* *(u64 *)(r10 - 8) = r0: the lookup key lives on the stack */

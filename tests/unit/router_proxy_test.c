@@ -577,6 +577,97 @@ TEST(a_talking_session_outlives_the_idle_timeout)
     teardown();
 }
 
+/* Many sessions at once, each sending its own pattern and a FIN: every byte comes back, in
+ * order, then EOF (in kernel mode: many psocks queued on the kworkers together, and every
+ * FIN forwarded only after the bytes before it). In kernel mode this found a FIN-only
+ * segment redirected to the peer breaking its pipe (router/sockmap.c's program now keeps
+ * those); about 1 run in 2 lost a session's echo before. */
+TEST(many_sessions_echo_exact_bytes)
+{
+    enum { N = 48, SZ = 48 * 1024 };
+    static char in[N][SZ];
+    static size_t sent[N], rcvd[N];
+    static int fd[N], done[N], shut[N], why[N];
+    setup(0, 0, NULL);
+    set_primary(0);
+    for (int i = 0; i < N; i++) {
+        fd[i] = client(PRIMARY_PORT);
+        CHECK(fd[i] >= 0);
+        sent[i] = rcvd[i] = 0;
+        done[i] = shut[i] = 0;
+    }
+    /* Sessions open first: a client whose FIN is in before its session opens cannot be
+     * paired (the map takes established sockets only) and stays in user space, correctly
+     * but untested by the kernel round. */
+    PUMP_UNTIL(R.backends[0]->st[LSN_PRIMARY].scur == N && fk[0].accepted == N &&
+                   (!use_sm || R.kernel_paired == N),
+               5000);
+    CHECK(!use_sm || R.kernel_paired == N);
+    int left = N;
+    uint64_t until = evloop_update_now(loop) + 20000;
+    while (left && evloop_update_now(loop) < until) {
+        for (int i = 0; i < N; i++) {
+            char out[4096];
+            while (sent[i] < SZ) {
+                size_t k = SZ - sent[i] < sizeof(out) ? SZ - sent[i] : sizeof(out);
+                for (size_t j = 0; j < k; j++)
+                    out[j] = (char)((sent[i] + j) * 31 + (size_t)i);
+                ssize_t w = send(fd[i], out, k, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w <= 0)
+                    break;
+                sent[i] += (size_t)w;
+            }
+            if (sent[i] == SZ && !shut[i]) {
+                shutdown(fd[i], SHUT_WR);
+                shut[i] = 1;
+            }
+            while (!done[i]) {
+                ssize_t r =
+                    recv(fd[i], in[i] + rcvd[i], SZ - rcvd[i] ? SZ - rcvd[i] : 1, MSG_DONTWAIT);
+                if (r > 0 && rcvd[i] < SZ) {
+                    rcvd[i] += (size_t)r;
+                    continue;
+                }
+                if (r == 0 || (r < 0 && errno != EAGAIN) || r > 0) {
+                    why[i] = r < 0 ? errno : r > 0 ? -1 : 0;
+                    done[i] = 1; /* EOF, error, or more than was sent: judged below */
+                    left--;
+                }
+                break;
+            }
+        }
+        evloop_run_once(loop, 1);
+    }
+    CHECK_EQ_INT(left, 0);
+    printf("# backend received %zu of %zu; router counted in %llu, out %llu\n",
+           (size_t)fk[0].received, (size_t)N * SZ,
+           (unsigned long long)R.backends[0]->st[LSN_PRIMARY].bin,
+           (unsigned long long)R.backends[0]->st[LSN_PRIMARY].bout);
+    for (int i = 0; i < N; i++) {
+        if (rcvd[i] != SZ)
+            printf("# session %d: sent %zu, got %zu, then %s\n", i, sent[i], rcvd[i],
+                   why[i] == -1 ? "MORE"
+                   : why[i]     ? strerror(why[i])
+                                : "EOF");
+    }
+    for (int i = 0; i < N; i++) {
+        if (why[i] == -1)
+            printf("# session %d: got more than it sent\n", i);
+    }
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ_INT(rcvd[i], SZ);
+        for (size_t j = 0; j < SZ; j++)
+            if (in[i][j] != (char)(j * 31 + (size_t)i))
+                CHECK_FAIL_("session %d: byte %zu differs", i, j);
+        close(fd[i]);
+    }
+    PUMP_UNTIL(R.sessions_total_cur == 0, 3000);
+    CHECK_EQ_INT(R.sessions_total_cur, 0);
+    CHECK_EQ_INT(R.backends[0]->st[LSN_PRIMARY].bin, (uint64_t)N * SZ);
+    CHECK_EQ_INT(R.backends[0]->st[LSN_PRIMARY].bout, (uint64_t)N * SZ);
+    teardown();
+}
+
 TEST(refusal_speaks_postgres)
 {
     lazy = 1; /* the refusal happens at the first packet */
@@ -740,6 +831,7 @@ int main(void)
     RUN(connect_failure_is_refused_and_counted);
     RUN(connection_limit_and_idle_timeout);
     RUN(a_talking_session_outlives_the_idle_timeout);
+    RUN(many_sessions_echo_exact_bytes);
     RUN(refusal_speaks_postgres);
     RUN(ten_thousand_idle_clients);
     RUN(four_thousand_proxied_sessions);
@@ -754,6 +846,7 @@ int main(void)
         RUN(half_close_both_ways_read_write);
         RUN(connection_limit_and_idle_timeout);
         RUN(a_talking_session_outlives_the_idle_timeout);
+        RUN(many_sessions_echo_exact_bytes);
         RUN(four_thousand_proxied_sessions);
         use_sm = NULL;
         sockmap_close(&sm);
