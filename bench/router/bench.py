@@ -259,6 +259,13 @@ def kworker_cpu_since(before):
     return sum(t - before.get(p, 0) for p, t in now.items() if t >= before.get(p, 0)) / os.sysconf("SC_CLK_TCK")
 
 
+def host_softirq_s():
+    """softirq CPU of the whole host (/proc/stat): with IRQ time accounting the in-kernel data
+    path's verdict program and the loopback receive work land here, in no process."""
+    f = open("/proc/stat").readline().split()
+    return int(f[7]) / os.sysconf("SC_CLK_TCK")
+
+
 def host_ctxt():
     """Context switches of the whole host so far (/proc/stat ctxt)."""
     for line in open("/proc/stat"):
@@ -382,7 +389,7 @@ def main():
                         psql("vacuum pgbench_tellers")
                         psql("truncate pgbench_history")
                     c0 = cpu_s(pids[m]) if m in pids else 0
-                    k0, x0 = kworker_ticks(), host_ctxt()
+                    k0, x0, q0 = kworker_ticks(), host_ctxt(), host_softirq_s()
                     b0, p0 = children_cpu_s(), postgres_cpu_s(pm.pid)
                     h0, w0 = host_cpu_s(), time.monotonic()
                     load0 = os.getloadavg()[0]
@@ -409,7 +416,7 @@ def main():
                         share = max(0.0, other / ((time.monotonic() - w0) * (os.cpu_count() or 2)))
                         foreign.append(share)
                         us += f"  other work {100 * share:.0f}%  host {(host_cpu_s() - h0) / ntx * 1e6:.1f} us/tx"
-                        us += f" {(host_ctxt() - x0) / ntx:.1f} ctxsw/tx"
+                        us += f" {(host_ctxt() - x0) / ntx:.1f} ctxsw/tx softirq {(host_softirq_s() - q0) / ntx * 1e6:.1f} us/tx"
                     log(f"# rep {rep + 1} {'select-only' if select_only else 'tpc-b'} {m:12s} {t:10.1f} tps{us}"
                         f"  (load {load0:.1f} -> {load1:.1f})")
         for (m, s), v in tps.items():
