@@ -4,7 +4,8 @@
 # same filesystem (BENCH_DIR, default /var/tmp), fsync on for both (etcd always syncs; ours
 # fdatasyncs every Ready batch), the same load generator (wrk, keep-alive POST
 # /v3/kv/put of 1000 keys x 64-byte values, sent to the leader) at 1 and 16 connections.
-# Reports puts/s, p50/p99 latency, RSS of the leader idle and after load, and ratios
+# Reports puts/s, p50/p99 latency, puts per leader WAL fdatasync at 16 connections (group
+# commit), RSS of the leader idle and after load, and ratios
 # ours/etcd (throughput: higher is better; latency and RSS: lower is better).
 # Env: BENCH_SECONDS (default 10) per measurement; DCS_BIN measures another appliance-dcs
 # binary (no make); BENCH_KEEP=DIR keeps the members' logs and data there.
@@ -117,11 +118,14 @@ ours_pid=$(eval echo "\$ours_pid$ours_i"); etcd_pid=$(eval echo "\$etcd_pid$etcd
 sleep 1
 idle_ours=$(rss_kb "$ours_pid"); idle_etcd=$(rss_kb "$etcd_pid")
 
-declare -A R
-run() { # kind ip conns
-  local out threads=$(( $3 < 2 ? 1 : 2 ))
+declare -A R F
+fsyncs() { curl -s -m 5 "http://$1:2379/metrics" | awk '/^etcd_disk_wal_fsync_duration_seconds_count/ {print $2}'; }
+run() { # kind ip conns; also the leader's WAL fdatasyncs during the run (F)
+  local out threads=$(( $3 < 2 ? 1 : 2 )) f0
+  f0=$(fsyncs "$2")
   out=$(wrk -t"$threads" -c"$3" -d"${secs}s" -s "$tmp/put.lua" "http://$2:2379" | grep RESULT)
   R[$1,$3]=$out
+  F[$1,$3]=$(( $(fsyncs "$2") - f0 ))
 }
 for c in 1 16; do
   run ours "$ours_ip" $c
@@ -173,6 +177,10 @@ done
 total_o=$(( $(echo "${R[ours,1]}" | awk '{print $2}') + $(echo "${R[ours,16]}" | awk '{print $2}') ))
 printf '%-22s %12s %12s %8s\n' "RSS idle (kB)" "$idle_ours" "$idle_etcd" "$(ratio "$idle_ours" "$idle_etcd")"
 printf '%-22s %12s %12s %8s\n' "RSS after load (kB)" "$load_ours" "$load_etcd" "$(ratio "$load_ours" "$load_etcd")"
+# group commit: puts per leader fdatasync at 16 connections (both sync every batch)
+per_sync() { python3 -c "import sys; n,f=int(sys.argv[1]),int(sys.argv[2]); print('%.2f' % (n/f) if f>0 else 'n/a')" "$1" "$2"; }
+printf '%-22s %12s %12s\n' "puts/fsync c=16" "$(per_sync "$(echo "${R[ours,16]}" | awk '{print $2}')" "${F[ours,16]}")" \
+  "$(per_sync "$(echo "${R[etcd,16]}" | awk '{print $2}')" "${F[etcd,16]}")"
 printf '%-22s %12s %12s\n' "leader fsyncs" "$fs_n_o" "$fs_n_e"
 printf '%-22s %12s %12s\n' "  of them > 4 ms (%)" "$fs4_o" "$fs4_e"
 printf '%-22s %12s %12s\n' "  of them > 16 ms (%)" "$fs16_o" "$fs16_e"
