@@ -42,7 +42,8 @@ typedef struct ha_input {
     int pg_process;    /* postmaster child exists */
     int pg_running;    /* answered the status query */
     int pg_primary;    /* running and not in recovery */
-    int needs_rewind;  /* data last ran as a primary (or diverged): rewind before following */
+    int needs_rewind;  /* data last ran as a primary: rewind before following (a replica
+                        * that diverged: see the timeline fields below) */
     int64_t my_wal;
     int my_timeline;       /* 0 unknown */
     int cluster_timeline;  /* last known timeline from the history key, 0 unknown */
