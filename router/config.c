@@ -153,7 +153,9 @@ void router_config_defaults(router_config *c)
      * and clients that never send anything. */
     c->connect_on_first_byte = 1;
     c->replicas_fallback_to_primary = 1;
-    c->splice = ROUTER_SPLICE_AUTO;
+    /* User space by default: the kernel path moves the bytes with less CPU, but its TPS on
+     * 2 shared cores was worse under CPU contention (bench/router/sockmap-notes.md). */
+    c->splice = ROUTER_SPLICE_USERSPACE;
     c->loops = 1;
 }
 

@@ -70,7 +70,7 @@ typedef struct router_config {
     int replicas_fallback_to_primary;
     /* Data path (ROUTER_SPLICE_*): userspace recv/send; pipe = splice(2) through pipes;
      * sockmap = the kernel moves the bytes (BPF sockhash, router/sockmap.h); auto =
-     * sockmap when bpf() works, else userspace. */
+     * sockmap when bpf() works, else userspace. Default userspace. */
     int splice;
     /* Event loops that proxy, each with its own SO_REUSEPORT listeners; 0: one per online
      * CPU. Read at start only (a reload does not start or stop loops). */

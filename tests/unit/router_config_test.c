@@ -98,7 +98,7 @@ TEST(data_path_names)
 {
     router_config c;
     router_config_defaults(&c);
-    CHECK_EQ_INT(c.splice, ROUTER_SPLICE_AUTO);
+    CHECK_EQ_INT(c.splice, ROUTER_SPLICE_USERSPACE);
     const char *names[] = {"userspace", "pipe", "sockmap", "auto"};
     for (int i = 0; i < 4; i++) {
         char err[256] = "";

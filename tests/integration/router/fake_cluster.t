@@ -22,9 +22,9 @@ NODES = {"pg-0": "127.0.30.10", "pg-1": "127.0.30.11", "pg-2": "127.0.30.12"}
 PG_PORT, REST_PORT, ETCD_PORT = 35432, 38008, 32379
 P5000, P5001, P8404 = 35000, 35001, 38404
 LOOPS = int(os.environ.get("ROUTER_IT_LOOPS", "1"))
-# ROUTER_IT_SPLICE: data_path.splice for the router (default: its own default, auto, which
-# is the in-kernel sockmap path as root); fake_cluster_userspace.t runs the user-space one.
-SPLICE = os.environ.get("ROUTER_IT_SPLICE", "")
+# ROUTER_IT_SPLICE: data_path.splice for the router (default auto, which is the in-kernel
+# sockmap path as root, as CI runs); fake_cluster_userspace.t runs the user-space one.
+SPLICE = os.environ.get("ROUTER_IT_SPLICE", "auto")
 
 # A timeout (tests/run.sh sends SIGTERM) must still run the cleanup in `finally`.
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
