@@ -193,6 +193,37 @@ TEST(eof_reaches_user_space_after_the_data)
     quad_close(&q);
 }
 
+/* A FIN that comes alone (no data in its segment) must stay on its socket: redirected, the
+ * kernel's 0-byte send to the peer counts as a broken pipe (EPIPE on the peer, its sending
+ * stopped). The program passes length-0 segments; the FIN is then seen as RDHUP. */
+TEST(a_lone_fin_does_not_break_the_peer)
+{
+    if (!have_bpf)
+        return;
+    struct quad q;
+    quad_open(&q);
+    CHECK_EQ_INT(sockmap_pair(&sm, q.a, q.s), 0);
+    char buf[16];
+    CHECK_EQ_INT(send(q.c, "x", 1, 0), 1);
+    CHECK_EQ_INT(read_n(q.b, buf, 1), 1); /* the data is through: the FIN goes alone */
+    CHECK_EQ_INT(shutdown(q.c, SHUT_WR), 0);
+    struct pollfd p = {.fd = q.a, .events = POLLRDHUP};
+    CHECK_EQ_INT(poll(&p, 1, 2000), 1);
+    /* give a (wrongly) redirected FIN time to reach the peer's sender */
+    struct pollfd e = {.fd = q.s, .events = 0};
+    poll(&e, 1, 200);
+    int err = 0;
+    socklen_t len = sizeof(err);
+    CHECK_EQ_INT(getsockopt(q.s, SOL_SOCKET, SO_ERROR, &err, &len), 0);
+    CHECK_EQ_INT(err, 0);
+    CHECK_EQ_INT(recv(q.a, buf, sizeof(buf), MSG_DONTWAIT), 0);
+    /* the other direction still flows */
+    CHECK_EQ_INT(send(q.b, "back", 4, 0), 4);
+    CHECK_EQ_INT(read_n(q.c, buf, 4), 4);
+    CHECK(memcmp(buf, "back", 4) == 0);
+    quad_close(&q);
+}
+
 /* What kernel_pair in router/proxy.c works around: the verdict program only judges segments
  * that arrive after the pairing. Bytes already queued are invisible to recv() while the
  * socket is in the map (tcp_bpf's recvmsg reads the psock queue), and they move on with
@@ -258,6 +289,7 @@ int main(void)
     RUN(paired_bytes_bypass_user_space);
     RUN(a_big_transfer_arrives_whole_and_in_order);
     RUN(eof_reaches_user_space_after_the_data);
+    RUN(a_lone_fin_does_not_break_the_peer);
     RUN(bytes_queued_before_pairing_wait_for_the_next_arrival);
     RUN(rcvlowat_pushes_queued_bytes_through);
     RUN(closing_a_socket_leaves_the_map);
