@@ -1,7 +1,6 @@
 /* appliancectl's dynamic-configuration commands: pause, resume, show-config, edit-config.
  * They go through the agents' REST API (PATCH/PUT/GET /config: validated by the agent and
  * written with a compare-and-swap on the config key), as patronictl pause/resume do. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 
 #include "agent/yaml_json.h"
 #include "ctl/ctl_cluster.h"
+#include "ctl/read_file.h"
 #include "ctl/yaml_print.h"
 
 #define PAUSE_WAIT_MS 30000
@@ -109,34 +109,10 @@ int ctl_cmd_show_config(ctl_ctx *x, int argc, char **argv)
     return rc;
 }
 
-/* "-" = stdin; at most 1 MiB; NULL with a message naming the file otherwise */
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "appliancectl: %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(MAX_FILE + 1);
-    size_t n = buf ? fread(buf, 1, MAX_FILE + 1, f) : 0;
-    int bad = !buf || ferror(f) || n > MAX_FILE;
-    if (f != stdin)
-        fclose(f);
-    if (bad) {
-        fprintf(stderr, "appliancectl: %s: %s\n", path,
-                buf ? "cannot read it, or larger than 1 MiB" : "out of memory");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static json_t *load_yaml_file(const char *path)
 {
     size_t len;
-    char *t = read_text(path, &len);
+    char *t = ctl_read_file("appliancectl", path, MAX_FILE, &len);
     if (!t)
         return NULL;
     char err[300] = "";

@@ -57,6 +57,12 @@ int ctl_cmd_list(ctl_ctx *x, int argc, char **argv)
     return 0;
 }
 
+static const char *item_str(const json_t *a, size_t i)
+{
+    const char *s = json_string_value(json_array_get(a, i));
+    return s ? s : "";
+}
+
 /* The history key: [[timeline, lsn, reason, timestamp, new leader], ...] */
 int ctl_cmd_history(ctl_ctx *x, int argc, char **argv)
 {
@@ -76,13 +82,8 @@ int ctl_cmd_history(ctl_ctx *x, int argc, char **argv)
         json_t *lsn = json_array_get(row, 1);
         printf("%4lld %14lld  %-40s %-32s %s\n",
                (long long)json_integer_value(json_array_get(row, 0)),
-               json_is_integer(lsn) ? (long long)json_integer_value(lsn) : 0LL,
-               json_string_value(json_array_get(row, 2)) ? json_string_value(json_array_get(row, 2))
-                                                         : "",
-               json_string_value(json_array_get(row, 3)) ? json_string_value(json_array_get(row, 3))
-                                                         : "",
-               json_string_value(json_array_get(row, 4)) ? json_string_value(json_array_get(row, 4))
-                                                         : "");
+               json_is_integer(lsn) ? (long long)json_integer_value(lsn) : 0LL, item_str(row, 2),
+               item_str(row, 3), item_str(row, 4));
     }
     json_decref(h);
     return 0;
@@ -186,7 +187,7 @@ int ctl_cmd_member_post(ctl_ctx *x, const char *cmd, int argc, char **argv)
     if (strcmp(cmd, "restart") == 0 && argc == 1 && strcmp(argv[0], "--pending") == 0)
         return restart_pending(x);
     int reload = strcmp(cmd, "reload") == 0;
-    if (reload ? argc < 0 : argc != 1)
+    if (!reload && argc != 1)
         return 2;
     const char *path = reload                       ? "/reload"
                        : strcmp(cmd, "reinit") == 0 ? "/reinitialize"

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "agent/pgconn.h" /* libpq-fe.h from the release prefix or Debian's -dev */
+#include "ctl/read_file.h"
 #include "ctl/sql_script.h"
 
 #define PROVISION_MAX_FILE ((size_t)4 << 20)
@@ -82,30 +83,6 @@ static const char *env_or(const char *name, const char *def)
 {
     const char *v = getenv(name);
     return v && v[0] ? v : def;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "appliancectl provision: cannot read %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(PROVISION_MAX_FILE + 1);
-    size_t n = buf ? fread(buf, 1, PROVISION_MAX_FILE + 1, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad || n > PROVISION_MAX_FILE) {
-        fprintf(stderr, "appliancectl provision: %s: %s\n", path,
-                !buf  ? "out of memory"
-                : bad ? "read error"
-                      : "larger than 4 MiB");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
 }
 
 static PGconn *connect_once(const prov_opts *o)
@@ -426,7 +403,7 @@ int provision_main(int argc, char **argv)
         o.have_password = 1;
     }
     size_t len;
-    char *text = read_file(o.file, &len);
+    char *text = ctl_read_file("appliancectl provision", o.file, PROVISION_MAX_FILE, &len);
     if (!text)
         return 2;
     sql_script sc;
