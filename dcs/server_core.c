@@ -466,15 +466,25 @@ void dcs_submit(dcs_server *s, preq *p, uint8_t *cmd, size_t len)
     free(cmd);
 }
 
-static void forward_lease_op(dcs_server *s, preq *p, uint8_t op)
+/* A request a follower forwards to the leader: the leader to send it to (the request now
+ * waits for its answer), or 0 after answering "no leader". */
+static uint64_t forward_begin(dcs_server *s, preq *p)
 {
     uint64_t leader = raft_leader(s->r);
     if (!leader) {
         dcs_answer_error(p, 14, "etcdserver: no leader");
-        return;
+        return 0;
     }
     p->id = ++s->next_id;
     p->state = PS_WAIT_FWD;
+    return leader;
+}
+
+static void forward_lease_op(dcs_server *s, preq *p, uint8_t op)
+{
+    uint64_t leader = forward_begin(s, p);
+    if (!leader)
+        return;
     uint8_t m[17];
     m[0] = op;
     put_u64(m + 1, p->id);
@@ -485,13 +495,9 @@ static void forward_lease_op(dcs_server *s, preq *p, uint8_t op)
 
 void dcs_forward_member(dcs_server *s, preq *p, const char *url)
 {
-    uint64_t leader = raft_leader(s->r);
-    if (!leader) {
-        dcs_answer_error(p, 14, "etcdserver: no leader");
+    uint64_t leader = forward_begin(s, p);
+    if (!leader)
         return;
-    }
-    p->id = ++s->next_id;
-    p->state = PS_WAIT_FWD;
     uint8_t m[18];
     m[0] = FWD_MEMBER;
     put_u64(m + 1, p->id);
