@@ -9,13 +9,62 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/capability.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* capget/capset through the raw syscalls: musl has no libcap, and only these two are
+ * needed. Version 3: 64 capability bits in two 32-bit words. */
+static int caps_get(uint64_t *permitted)
+{
+    struct __user_cap_header_struct hd = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof(d));
+    if (syscall(SYS_capget, &hd, d) < 0)
+        return -1;
+    *permitted = (uint64_t)d[0].permitted | (uint64_t)d[1].permitted << 32;
+    return 0;
+}
+
+static int caps_set(uint64_t caps)
+{
+    struct __user_cap_header_struct hd = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    for (int i = 0; i < 2; i++) {
+        uint32_t w = (uint32_t)(caps >> (32 * i));
+        d[i].effective = d[i].permitted = d[i].inheritable = w;
+    }
+    return (int)syscall(SYS_capset, &hd, d);
+}
+
+/* Keeps `caps` across setuid and makes them ambient, so they survive the exec of the
+ * role's program (an ordinary binary: no file capabilities involved). */
+static int keep_ambient(uint64_t caps)
+{
+    if (caps_set(caps) < 0 || prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+        return -1;
+    for (unsigned c = 0; c < 64; c++)
+        if ((caps >> c & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+            return -1;
+    return 0;
+}
+
 static int drop_to(const struct hardening *h)
 {
+    /* Only what this process holds can be kept (a container without cap_add has no
+     * CAP_NET_ADMIN to give): the rest of the role's wish is dropped silently, and the
+     * program finds out when it tries (the router then proxies in user space). */
+    uint64_t have = 0, keep = 0;
+    if (h->keep_caps && caps_get(&have) == 0)
+        keep = h->keep_caps & have;
+    if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        return -1;
     if (setgroups((size_t)h->ngroups, h->groups) < 0 || setgid(h->gid) < 0 || setuid(h->uid) < 0)
+        return -1;
+    if (keep && keep_ambient(keep) < 0)
         return -1;
     /* Paranoia: a dropped process must not be able to get root back. */
     if (setuid(0) == 0)
@@ -142,6 +191,7 @@ int hardening_prepare(struct hardening *h, const struct init_settings *s, char *
                  "run as uid %u",
                  (unsigned)getuid(), (unsigned)getuid());
     }
+    h->keep_caps = s->role->ambient_caps;
     if (s->data_dir && prepare_dir(h, s->data_dir, err, errlen) < 0)
         return -1;
     h->seccomp = seccomp_policy_new(s->role, s->seccomp, err, errlen);

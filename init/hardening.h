@@ -21,6 +21,7 @@ struct hardening {
     char user[33];
     char home[256];
     struct seccomp_policy *seccomp; /* NULL: no role, no filter */
+    uint64_t keep_caps;             /* ambient after the drop: the role's, if we have them */
 };
 
 /* Resolves the user, prepares the data dir (created if missing, owner = the user, mode

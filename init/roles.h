@@ -16,6 +16,9 @@ struct role {
     int stop_signal;              /* sent to the main process on stop */
     enum restart_policy restart;  /* RESTART default for the main process */
     const char *const *allowlist; /* the role's own seccomp list (plus base, bootstrap) */
+    /* Capabilities (bit n = CAP n) the role's program keeps after the drop to the user, as
+     * ambient capabilities; only those the container grants are kept (see hardening.c). */
+    uint64_t ambient_caps;
 };
 
 /* NULL if name is not a role. */

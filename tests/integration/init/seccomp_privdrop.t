@@ -34,6 +34,17 @@ check "APPLIANCE_USER=nobody: router role runs as uid $(id -u nobody)" grep_out 
 run_ns root ROLE=router APPLIANCE_USER=nobody -- /bin/sh -c 'cat /etc/shadow'
 check "dropped child cannot read root-only files (rc $RC)" grep_out root 'Permission denied'
 
+# --- capabilities: the router role keeps CAP_NET_ADMIN (12) and CAP_BPF (39) as ambient
+# capabilities (kernel NAT rules, sockmap); every other role keeps none ---
+run_ns capr ROLE=router -- /bin/grep -E '^Cap(Eff|Prm|Amb):' /proc/self/status
+run_ns cappg ROLE=pg DATA_DIR="$T/d3" -- /bin/grep -E '^Cap(Eff|Prm|Amb):' /proc/self/status
+if grep_out capr 'CapAmb:[[:space:]]+0000008000001000$' && grep_out capr 'CapEff:[[:space:]]+0000008000001000$' \
+   && grep_out cappg 'CapAmb:[[:space:]]+0000000000000000$' && grep_out cappg 'CapEff:[[:space:]]+0000000000000000$'; then
+  ok "router role keeps exactly CAP_NET_ADMIN + CAP_BPF (ambient, across exec); pg role keeps none"
+else nok "ambient capabilities"; show "$T/capr.out"; show "$T/cappg.out"; fi
+run_ns capfs ROLE=router -- /bin/cat /etc/shadow
+check "router role with its capabilities still cannot read root-only files (rc $RC)" grep_out capfs 'Permission denied'
+
 # --- real PostgreSQL under the pg allowlist ---
 if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
   nok "PostgreSQL 15 not installed (mk/packages.sh test installs it)"
