@@ -650,6 +650,124 @@ static void child_set_rejects_bad_targets(void)
 }
 KERNEL_CASE(set_rejects_bad_targets)
 
+/* A namespace held by a paused child (killed with us). Returns its /proc/PID/ns/net fd. */
+static int hold_netns(pid_t *pid)
+{
+    int ready[2];
+    REQUIRE(pipe(ready) == 0, "pipe");
+    *pid = fork();
+    REQUIRE(*pid >= 0, "fork");
+    if (*pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (unshare(CLONE_NEWNET) != 0 || write(ready[1], "r", 1) != 1)
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    char r, path[64];
+    REQUIRE(read(ready[0], &r, 1) == 1, "netns holder failed");
+    close(ready[0]);
+    close(ready[1]);
+    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)*pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0, "open %s: %s", path, strerror(errno));
+    return fd;
+}
+
+/* Runs a shell command inside the namespace nsfd (home: ours, to come back to). */
+static void sh_in(int nsfd, int home, const char *cmd)
+{
+    char out[1024];
+    REQUIRE(setns(nsfd, CLONE_NEWNET) == 0, "setns: %s", strerror(errno));
+    run_cmd(cmd, out, sizeof(out));
+    REQUIRE(setns(home, CLONE_NEWNET) == 0, "setns home: %s", strerror(errno));
+    REQUIRE(strstr(out, "done"), "%s: %s", cmd, out);
+}
+
+/* A TCP socket that lives in namespace nsfd (a socket keeps the namespace it was made in). */
+static int socket_in(int nsfd, int home)
+{
+    REQUIRE(setns(nsfd, CLONE_NEWNET) == 0, "setns: %s", strerror(errno));
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(setns(home, CLONE_NEWNET) == 0, "setns home: %s", strerror(errno));
+    REQUIRE(s >= 0, "socket: %s", strerror(errno));
+    return s;
+}
+
+/* The forwarded origin: client C and primary P in namespaces of their own, joined to this
+ * one (the router's, R) by veth pairs on addresses of the RFC 2544 benchmarking range, which
+ * exist only inside these private namespaces. P has no route back to C: the flow only
+ * works if R masquerades it (postrouting rule, by the FWD mark). */
+static void child_forwarded_clients_are_dnated_and_masqueraded(void)
+{
+    char err[256], cmd[512];
+    pid_t cp, pp;
+    int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    REQUIRE(home >= 0, "open own netns");
+    int cns = hold_netns(&cp), pns = hold_netns(&pp);
+    snprintf(cmd, sizeof(cmd),
+             "ip link add rc type veth peer name cr netns %d && ip link add rp type veth peer "
+             "name pr netns %d && ip addr add 198.18.1.1/24 dev rc && ip addr add 198.18.2.1/24 "
+             "dev rp && ip link set rc up && ip link set rp up && echo done 2>&1",
+             (int)cp, (int)pp);
+    char out[1024];
+    run_cmd(cmd, out, sizeof(out));
+    REQUIRE(strstr(out, "done"), "veth setup: %s", out);
+    int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0 && write(fd, "1\n", 2) == 2, "ip_forward on");
+    close(fd);
+    sh_in(cns, home,
+          "ip addr add 198.18.1.2/24 dev cr && ip link set cr up && ip link set lo up && ip "
+          "route add default via 198.18.1.1 && echo done 2>&1");
+    sh_in(pns, home,
+          "ip addr add 198.18.2.2/24 dev pr && ip link set pr up && ip link set lo up && echo "
+          "done 2>&1");
+
+    kernel_nat *k = open_ok();
+    kernel_nat_target t = target("198.18.2.2", 3);
+    t.listen = addr("0.0.0.0", 5000);
+    set_ok(k, &t);
+    int lr = listen_on(addr("0.0.0.0", 5000)); /* the router's own listener */
+    int lp = socket_in(pns, home), one = 1;
+    struct sockaddr_in pa = addr("198.18.2.2", 5432);
+    setsockopt(lp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    REQUIRE(bind(lp, (struct sockaddr *)&pa, sizeof(pa)) == 0 && listen(lp, 8) == 0,
+            "listen in P: %s", strerror(errno));
+
+    int c = socket_in(cns, home);
+    struct sockaddr_in ra = addr("198.18.1.1", 5000);
+    /* Non-blocking with a deadline: without the masquerade the SYN-ACK never comes back. */
+    int fl = fcntl(c, F_GETFL);
+    REQUIRE(fcntl(c, F_SETFL, fl | O_NONBLOCK) == 0, "O_NONBLOCK");
+    REQUIRE(connect(c, (struct sockaddr *)&ra, sizeof(ra)) == 0 || errno == EINPROGRESS,
+            "connect from C: %s", strerror(errno));
+    struct pollfd cpl = {.fd = c, .events = POLLOUT};
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    REQUIRE(poll(&cpl, 1, 3000) == 1, "connect from C not done within 3 s");
+    REQUIRE(getsockopt(c, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0,
+            "connect from C: %s", strerror(soerr));
+    REQUIRE(fcntl(c, F_SETFL, fl) == 0, "blocking again");
+    int ls[2] = {lr, lp}, s = -1;
+    REQUIRE(landed(ls, 2, &s) == 1, "the forwarded connect did not reach P");
+    struct sockaddr_in peer;
+    socklen_t pl = sizeof(peer);
+    memset(&peer, 0, sizeof(peer));
+    REQUIRE(getpeername(s, (struct sockaddr *)&peer, &pl) == 0, "getpeername");
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+    REQUIRE(strcmp(ip, "198.18.2.1") == 0, "P sees the client as %s, not masqueraded", ip);
+    exchange(c, s, 3000);
+    dump_ok(k);
+    REQUIRE(flows[3].live == 1, "slot 3 live %llu", (unsigned long long)flows[3].live);
+    int n = kernel_nat_end_flows(k, 3, err, sizeof(err));
+    REQUIRE(n == 1, "end_flows(3) = %d (%s)", n, n < 0 ? err : "");
+    int e = wait_reset(c);
+    REQUIRE(e == ECONNRESET || e == EPIPE, "no reset for the forwarded flow after end_flows");
+    kernel_nat_close(k);
+}
+KERNEL_CASE(forwarded_clients_are_dnated_and_masqueraded)
+
 /* ------------------------------------------------------------------ parser cases */
 
 typedef struct parsed {
@@ -847,5 +965,6 @@ int main(void)
     RUN(owner_table_dies_with_the_process);
     RUN(unprivileged_open_names_the_operation);
     RUN(set_rejects_bad_targets);
+    RUN(forwarded_clients_are_dnated_and_masqueraded);
     return check_done();
 }
