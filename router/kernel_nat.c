@@ -20,6 +20,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nfnetlink_cttimeout.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <poll.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ struct kernel_nat {
     unsigned gen; /* names a new ct timeout object per set() */
     char table[KNAT_TABLE_MAX + 1];
     char timeout_obj[32]; /* object the installed rules use; "" for none */
+    struct batch *bt;     /* scratch for the batch being built (labels are large) */
     _Alignas(8) uint8_t tx[TX_MAX];
     _Alignas(8) uint8_t rx[RX_MAX];
 };
@@ -532,25 +534,25 @@ static void add_chain(kernel_nat *k, batch *bt, int i, uint32_t hook, int32_t pr
 
 static int create_table(kernel_nat *k, int replace_stale, int *kerr, char *err, size_t errsz)
 {
-    static batch bt; /* large (labels); main loop only */
+    batch *bt = k->bt;
     char what[LABEL_MAX];
     snprintf(what, sizeof(what), "create table %.80s", k->table);
-    batch_start(k, &bt, what);
+    batch_start(k, bt, what);
     if (replace_stale) {
         char label[LABEL_MAX];
         snprintf(label, sizeof(label), "delete stale table %.80s", k->table);
-        batch_msg(k, &bt, NFT_MSG_DELTABLE, 0, label);
-        attr_str(&bt.b, NFTA_TABLE_NAME, k->table);
-        msg_end(&bt.b);
+        batch_msg(k, bt, NFT_MSG_DELTABLE, 0, label);
+        attr_str(&bt->b, NFTA_TABLE_NAME, k->table);
+        msg_end(&bt->b);
     }
-    batch_msg(k, &bt, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, what);
-    attr_str(&bt.b, NFTA_TABLE_NAME, k->table);
-    attr_be32(&bt.b, NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
-    msg_end(&bt.b);
-    add_chain(k, &bt, 0, KNAT_HOOK_LOCAL_OUT, -100);
-    add_chain(k, &bt, 1, KNAT_HOOK_PRE_ROUTING, -100);
-    add_chain(k, &bt, 2, KNAT_HOOK_POST_ROUTING, 100);
-    return batch_run(k, &bt, kerr, err, errsz);
+    batch_msg(k, bt, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, what);
+    attr_str(&bt->b, NFTA_TABLE_NAME, k->table);
+    attr_be32(&bt->b, NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
+    msg_end(&bt->b);
+    add_chain(k, bt, 0, KNAT_HOOK_LOCAL_OUT, -100);
+    add_chain(k, bt, 1, KNAT_HOOK_PRE_ROUTING, -100);
+    add_chain(k, bt, 2, KNAT_HOOK_POST_ROUTING, 100);
+    return batch_run(k, bt, kerr, err, errsz);
 }
 
 typedef struct table_info {
@@ -595,6 +597,30 @@ static int lookup_table(kernel_nat *k, table_info *ti, char *err, size_t errsz)
     return ti->found;
 }
 
+/* The event socket hears every conntrack NEW/DESTROY of the namespace (health checks, the
+ * proxied read port, everything). This classic BPF filter keeps only messages whose CTA_MARK
+ * has our magic, so other traffic never wakes the router. Conntrack sends one event per
+ * datagram; SKF_AD_NLATTR finds an attribute (flags masked) from offset A, type X. A
+ * failure to attach costs only wakeups: drain filters by mark anyway. */
+static void filter_events(int fd)
+{
+    struct sock_filter code[] = {
+        /* A = first attribute: after nlmsghdr and nfgenmsg */
+        BPF_STMT(BPF_LD | BPF_IMM, NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg))),
+        BPF_STMT(BPF_LDX | BPF_IMM, CTA_MARK),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_NLATTR)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, 0), /* no mark: drop */
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_LD | BPF_W | BPF_IND, NLA_HDRLEN), /* the mark (loads are big-endian) */
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, KNAT_MARK_MASK_MAGIC),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KNAT_MARK_MAGIC, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+    };
+    struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    (void)setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
 static int open_socket(int groups_new_destroy, uint32_t *portid, char *err, size_t errsz)
 {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | (groups_new_destroy ? SOCK_NONBLOCK : 0),
@@ -618,6 +644,7 @@ static int open_socket(int groups_new_destroy, uint32_t *portid, char *err, size
     if (portid)
         *portid = sa.nl_pid;
     if (groups_new_destroy) {
+        filter_events(fd);
         static const int groups[2] = {NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY};
         for (int i = 0; i < 2; i++)
             if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &groups[i], sizeof(groups[i])) <
@@ -662,10 +689,17 @@ kernel_nat *kernel_nat_open(const char *table, char *err, size_t errsz)
         return NULL;
     }
     k->ev_fd = -1;
+    k->bt = calloc(1, sizeof(*k->bt));
+    if (!k->bt) {
+        free(k);
+        snprintf(err, errsz, "nf_tables: out of memory");
+        return NULL;
+    }
     snprintf(k->table, sizeof(k->table), "%s", table);
     k->seq = (uint32_t)time(NULL);
     k->fd = open_socket(0, &k->portid, err, errsz);
     if (k->fd < 0) {
+        free(k->bt);
         free(k);
         return NULL;
     }
@@ -703,6 +737,7 @@ kernel_nat *kernel_nat_open(const char *table, char *err, size_t errsz)
     return k;
 fail:
     close(k->fd);
+    free(k->bt);
     free(k);
     return NULL;
 }
@@ -721,18 +756,19 @@ void kernel_nat_close(kernel_nat *k)
 {
     if (!k)
         return;
-    static batch bt;
+    batch *bt = k->bt;
     char what[LABEL_MAX], e[256];
     snprintf(what, sizeof(what), "delete table %.80s", k->table);
-    batch_start(k, &bt, what);
-    batch_msg(k, &bt, NFT_MSG_DELTABLE, 0, what);
-    attr_str(&bt.b, NFTA_TABLE_NAME, k->table);
-    msg_end(&bt.b);
+    batch_start(k, bt, what);
+    batch_msg(k, bt, NFT_MSG_DELTABLE, 0, what);
+    attr_str(&bt->b, NFTA_TABLE_NAME, k->table);
+    msg_end(&bt->b);
     /* A failure changes nothing: closing the owning socket removes the table anyway. */
-    (void)batch_run(k, &bt, NULL, e, sizeof(e));
+    (void)batch_run(k, bt, NULL, e, sizeof(e));
     close(k->fd);
     if (k->ev_fd >= 0)
         close(k->ev_fd);
+    free(k->bt);
     free(k);
 }
 
@@ -811,7 +847,7 @@ static void timeout_obj_msg(kernel_nat *k, batch *bt, int create, const char *na
 
 int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t errsz)
 {
-    static batch bt;
+    batch *bt = k->bt;
     char what[LABEL_MAX], ta[32], new_obj[sizeof(k->timeout_obj)] = "";
     if (t) {
         if (t->listen.sin_family != AF_INET || t->target.sin_family != AF_INET ||
@@ -827,36 +863,36 @@ int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t 
     } else {
         snprintf(what, sizeof(what), "remove the rules of table %.60s", k->table);
     }
-    batch_start(k, &bt, what);
+    batch_start(k, bt, what);
     if (t && t->idle_timeout_s) {
         snprintf(new_obj, sizeof(new_obj), "idle_%u", ++k->gen);
-        timeout_obj_msg(k, &bt, 1, new_obj, t->idle_timeout_s);
+        timeout_obj_msg(k, bt, 1, new_obj, t->idle_timeout_s);
     }
     for (int c = 0; c < 3; c++) {
         char label[LABEL_MAX];
         snprintf(label, sizeof(label), "flush chain %s", chain_names[c]);
-        batch_msg(k, &bt, NFT_MSG_DELRULE, 0, label);
-        attr_str(&bt.b, NFTA_RULE_TABLE, k->table);
-        attr_str(&bt.b, NFTA_RULE_CHAIN, chain_names[c]);
-        msg_end(&bt.b);
+        batch_msg(k, bt, NFT_MSG_DELRULE, 0, label);
+        attr_str(&bt->b, NFTA_RULE_TABLE, k->table);
+        attr_str(&bt->b, NFTA_RULE_CHAIN, chain_names[c]);
+        msg_end(&bt->b);
     }
     if (t) {
         if (t->listen.sin_addr.s_addr != htonl(INADDR_ANY))
-            add_dnat_rules(k, &bt, 0, t, new_obj);
-        add_dnat_rules(k, &bt, 1, t, new_obj);
-        batch_msg(k, &bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
+            add_dnat_rules(k, bt, 0, t, new_obj);
+        add_dnat_rules(k, bt, 1, t, new_obj);
+        batch_msg(k, bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
                   "add rule postrouting (ct mark -> masquerade)");
-        attr_str(&bt.b, NFTA_RULE_TABLE, k->table);
-        attr_str(&bt.b, NFTA_RULE_CHAIN, chain_names[2]);
-        nest_begin(&bt.b, NFTA_RULE_EXPRESSIONS);
-        expr_ct_mark_is(&bt.b, mark_of(KNAT_ORIGIN_FWD, t->slot));
-        expr_masq(&bt.b);
-        nest_end(&bt.b);
-        msg_end(&bt.b);
+        attr_str(&bt->b, NFTA_RULE_TABLE, k->table);
+        attr_str(&bt->b, NFTA_RULE_CHAIN, chain_names[2]);
+        nest_begin(&bt->b, NFTA_RULE_EXPRESSIONS);
+        expr_ct_mark_is(&bt->b, mark_of(KNAT_ORIGIN_FWD, t->slot));
+        expr_masq(&bt->b);
+        nest_end(&bt->b);
+        msg_end(&bt->b);
     }
     if (k->timeout_obj[0])
-        timeout_obj_msg(k, &bt, 0, k->timeout_obj, 0);
-    if (batch_run(k, &bt, NULL, err, errsz) < 0)
+        timeout_obj_msg(k, bt, 0, k->timeout_obj, 0);
+    if (batch_run(k, bt, NULL, err, errsz) < 0)
         return -1;
     snprintf(k->timeout_obj, sizeof(k->timeout_obj), "%s", new_obj);
     return 0;
