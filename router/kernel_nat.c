@@ -679,6 +679,17 @@ static int turn_on_acct(void)
     return r > 0 && v[0] == '1';
 }
 
+int kernel_nat_forwarding(void)
+{
+    char v[4] = {0};
+    int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t r = read(fd, v, sizeof(v) - 1);
+    close(fd);
+    return r <= 0 ? -1 : v[0] == '1';
+}
+
 kernel_nat *kernel_nat_open(const char *table, char *err, size_t errsz)
 {
     if (kernel_nat_table_name_ok(table, err, errsz) < 0)

@@ -92,6 +92,12 @@ typedef void (*kernel_nat_event_cb)(void *arg, uint8_t slot, int is_new, uint64_
                                     uint64_t bytes_out);
 int kernel_nat_events_drain(kernel_nat *k, kernel_nat_event_cb cb, void *arg);
 
+/* Whether this network namespace forwards IPv4 (net.ipv4.ip_forward, read now): 1, 0, or -1
+ * if unreadable. The prerouting rules (clients from elsewhere) need it: without forwarding
+ * the DNAT'ed SYN is dropped and such clients time out, so a caller should warn. The module
+ * does not turn it on (that makes the namespace a router for all traffic). */
+int kernel_nat_forwarding(void);
+
 /* Deletes the table (rules gone at once) and closes the sockets. NULL is fine. */
 void kernel_nat_close(kernel_nat *k);
 

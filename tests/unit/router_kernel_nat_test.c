@@ -722,7 +722,10 @@ static void child_forwarded_clients_are_dnated_and_masqueraded(void)
     run_cmd(cmd, out, sizeof(out));
     REQUIRE(strstr(out, "done"), "veth setup: %s", out);
     int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
-    REQUIRE(fd >= 0 && write(fd, "1\n", 2) == 2, "ip_forward on");
+    REQUIRE(fd >= 0 && write(fd, "0\n", 2) == 2, "ip_forward off");
+    REQUIRE(kernel_nat_forwarding() == 0, "forwarding reported on");
+    REQUIRE(lseek(fd, 0, SEEK_SET) == 0 && write(fd, "1\n", 2) == 2, "ip_forward on");
+    REQUIRE(kernel_nat_forwarding() == 1, "forwarding reported off");
     close(fd);
     sh_in(cns, home,
           "ip addr add 198.18.1.2/24 dev cr && ip link set cr up && ip link set lo up && ip "
