@@ -545,6 +545,36 @@ static void child_flows_dump_and_events(void)
 }
 KERNEL_CASE(flows_dump_and_events)
 
+/* Events the socket had no room for are reported (drain returns 1: resync by dump), and the
+ * socket goes on delivering afterwards. */
+static void child_lost_events_are_reported(void)
+{
+    kernel_nat *k = open_ok();
+    int lt = listen_on(addr("127.0.33.2", 5432));
+    kernel_nat_target t = target("127.0.33.2", 6);
+    set_ok(k, &t);
+    int small = 1; /* the kernel rounds up to its minimum, a few events' worth */
+    REQUIRE(setsockopt(kernel_nat_events_fd(k), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0,
+            "SO_RCVBUF: %s", strerror(errno));
+    for (int i = 0; i < 40; i++) {
+        int c = connect_to(addr("127.0.33.1", 5000)), s = accept_within(lt, 2000);
+        REQUIRE(c >= 0 && s >= 0, "connect %d", i);
+        close(s);
+        close(c);
+    }
+    ev_log l;
+    memset(&l, 0, sizeof(l));
+    REQUIRE(kernel_nat_events_drain(k, on_ev, &l) == 1, "40 undrained NEW events, none lost?");
+    REQUIRE(l.n_new < 40, "%d of 40 NEW events arrived through a minimal buffer", l.n_new);
+    memset(&l, 0, sizeof(l));
+    int c = connect_to(addr("127.0.33.1", 5000)), s = accept_within(lt, 2000);
+    REQUIRE(c >= 0 && s >= 0, "connect after the loss");
+    drain_until(k, &l, 1, 0);
+    REQUIRE(l.n_new == 1, "%d NEW events after the loss", l.n_new);
+    kernel_nat_close(k);
+}
+KERNEL_CASE(lost_events_are_reported)
+
 /* The table belongs to the opening socket: killed -9, its rules go with it. Also: a table
  * left without an owner is replaced; one with a live owner is not taken over. */
 static void child_owner_table_dies_with_the_process(void)
@@ -973,6 +1003,7 @@ int main(void)
     RUN(max_connections_overflow_lands_on_listener);
     RUN(idle_timeout_ends_the_flow);
     RUN(flows_dump_and_events);
+    RUN(lost_events_are_reported);
     RUN(owner_table_dies_with_the_process);
     RUN(unprivileged_open_names_the_operation);
     RUN(set_rejects_bad_targets);
