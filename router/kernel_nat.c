@@ -50,7 +50,12 @@ enum {
 #define SOCK_BUF       (1 << 20)
 #define ATTR_DEPTH_MAX 4 /* nesting this parser descends into (CTA_PROTOINFO/TCP/STATE) */
 
-static const char *const chain_names[3] = {"output", "prerouting", "postrouting"};
+/* 0-2: the base chains; 3: a regular chain holding the connection limit, jumped to from
+ * output and prerouting, so that one "ct count" (one count) covers local and forwarded
+ * clients. (A named connlimit object would do the same, but nft 1.0.6 aborts listing a
+ * table that holds one, and operators must be able to `nft list ruleset`.) */
+enum { CHAIN_LIMIT = 3 };
+static const char *const chain_names[4] = {"output", "prerouting", "postrouting", "limit"};
 
 struct kernel_nat {
     int fd;    /* requests and their answers (nf_tables and ctnetlink) */
@@ -60,7 +65,7 @@ struct kernel_nat {
     int acct;
     unsigned gen; /* names a new ct timeout object per set() */
     char table[KNAT_TABLE_MAX + 1];
-    char timeout_obj[32]; /* object the installed rules use; "" for none */
+    char timeout_obj[32]; /* ct timeout object the installed rules use; "" for none */
     struct batch *bt;     /* scratch for the batch being built (labels are large) */
     _Alignas(8) uint8_t tx[TX_MAX];
     _Alignas(8) uint8_t rx[RX_MAX];
@@ -222,14 +227,6 @@ static void match_tcp_syn_to(msgbuf *b, const struct sockaddr_in *l, int with_da
     expr_cmp_eq(b, &syn, 1);
 }
 
-static void expr_connlimit_over(msgbuf *b, uint32_t n)
-{
-    expr_begin(b, "connlimit");
-    attr_be32(b, NFTA_CONNLIMIT_COUNT, n);
-    attr_be32(b, NFTA_CONNLIMIT_FLAGS, NFT_CONNLIMIT_F_INV);
-    expr_end(b);
-}
-
 static void expr_accept(msgbuf *b)
 {
     expr_begin(b, "immediate");
@@ -239,6 +236,27 @@ static void expr_accept(msgbuf *b)
     attr_be32(b, NFTA_VERDICT_CODE, KNAT_NF_ACCEPT);
     nest_end(b);
     nest_end(b);
+    expr_end(b);
+}
+
+static void expr_jump(msgbuf *b, const char *chain)
+{
+    expr_begin(b, "immediate");
+    attr_be32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+    nest_begin(b, NFTA_IMMEDIATE_DATA);
+    nest_begin(b, NFTA_DATA_VERDICT);
+    attr_be32(b, NFTA_VERDICT_CODE, (uint32_t)NFT_JUMP);
+    attr_str(b, NFTA_VERDICT_CHAIN, chain);
+    nest_end(b);
+    nest_end(b);
+    expr_end(b);
+}
+
+static void expr_connlimit_over(msgbuf *b, uint32_t n)
+{
+    expr_begin(b, "connlimit");
+    attr_be32(b, NFTA_CONNLIMIT_COUNT, n);
+    attr_be32(b, NFTA_CONNLIMIT_FLAGS, NFT_CONNLIMIT_F_INV); /* "over" */
     expr_end(b);
 }
 
@@ -268,10 +286,10 @@ static void expr_ct_mark_is(msgbuf *b, uint32_t mark)
     expr_cmp_eq(b, &mark, sizeof(mark));
 }
 
-static void expr_timeout_ref(msgbuf *b, const char *obj)
+static void expr_objref(msgbuf *b, uint32_t type, const char *obj)
 {
     expr_begin(b, "objref");
-    attr_be32(b, NFTA_OBJREF_IMM_TYPE, NFT_OBJECT_CT_TIMEOUT);
+    attr_be32(b, NFTA_OBJREF_IMM_TYPE, type);
     attr_str(b, NFTA_OBJREF_IMM_NAME, obj);
     expr_end(b);
 }
@@ -523,6 +541,10 @@ static void add_chain(kernel_nat *k, batch *bt, int i, uint32_t hook, int32_t pr
     batch_msg(k, bt, NFT_MSG_NEWCHAIN, NLM_F_CREATE, label);
     attr_str(&bt->b, NFTA_CHAIN_TABLE, k->table);
     attr_str(&bt->b, NFTA_CHAIN_NAME, chain_names[i]);
+    if (i == CHAIN_LIMIT) { /* a regular chain: no hook */
+        msg_end(&bt->b);
+        return;
+    }
     nest_begin(&bt->b, NFTA_CHAIN_HOOK);
     attr_be32(&bt->b, NFTA_HOOK_HOOKNUM, hook);
     attr_be32(&bt->b, NFTA_HOOK_PRIORITY, (uint32_t)prio);
@@ -552,6 +574,7 @@ static int create_table(kernel_nat *k, int replace_stale, int *kerr, char *err, 
     add_chain(k, bt, 0, KNAT_HOOK_LOCAL_OUT, -100);
     add_chain(k, bt, 1, KNAT_HOOK_PRE_ROUTING, -100);
     add_chain(k, bt, 2, KNAT_HOOK_POST_ROUTING, 100);
+    add_chain(k, bt, CHAIN_LIMIT, 0, 0);
     return batch_run(k, bt, kerr, err, errsz);
 }
 
@@ -798,7 +821,10 @@ static void fmt_addr(const struct sockaddr_in *a, char *out, size_t n)
     snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(a->sin_port));
 }
 
-/* The limit rule and the DNAT rule of one chain (output or prerouting). */
+/* The jump to the limit chain and the DNAT rule of one chain (output or prerouting). In the
+ * limit chain, "ct count over N accept" ends the hook's evaluation (accept is final: no
+ * NAT, the connection reaches the router's listener); under the limit the chain returns
+ * and the DNAT rule follows. */
 static void add_dnat_rules(kernel_nat *k, batch *bt, int chain, const kernel_nat_target *t,
                            const char *timeout_obj)
 {
@@ -806,15 +832,13 @@ static void add_dnat_rules(kernel_nat *k, batch *bt, int chain, const kernel_nat
     int origin = chain == 0 ? KNAT_ORIGIN_LOCAL : KNAT_ORIGIN_FWD;
     char label[LABEL_MAX], ta[32];
     if (t->max_connections) {
-        snprintf(label, sizeof(label), "add rule %s (ct count over %u accept)", chain_names[chain],
-                 t->max_connections);
+        snprintf(label, sizeof(label), "add rule %s (jump limit)", chain_names[chain]);
         batch_msg(k, bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, label);
         attr_str(&bt->b, NFTA_RULE_TABLE, k->table);
         attr_str(&bt->b, NFTA_RULE_CHAIN, chain_names[chain]);
         nest_begin(&bt->b, NFTA_RULE_EXPRESSIONS);
         match_tcp_syn_to(&bt->b, &t->listen, with_daddr);
-        expr_connlimit_over(&bt->b, t->max_connections);
-        expr_accept(&bt->b);
+        expr_jump(&bt->b, chain_names[CHAIN_LIMIT]);
         nest_end(&bt->b);
         msg_end(&bt->b);
     }
@@ -826,19 +850,35 @@ static void add_dnat_rules(kernel_nat *k, batch *bt, int chain, const kernel_nat
     nest_begin(&bt->b, NFTA_RULE_EXPRESSIONS);
     match_tcp_syn_to(&bt->b, &t->listen, with_daddr);
     if (timeout_obj[0])
-        expr_timeout_ref(&bt->b, timeout_obj);
+        expr_objref(&bt->b, NFT_OBJECT_CT_TIMEOUT, timeout_obj);
     expr_ct_mark_set(&bt->b, mark_of(origin, t->slot));
     expr_dnat(&bt->b, &t->target);
     nest_end(&bt->b);
     msg_end(&bt->b);
 }
 
+static void add_limit_rule(kernel_nat *k, batch *bt, uint32_t n)
+{
+    char label[LABEL_MAX];
+    snprintf(label, sizeof(label), "add rule limit (ct count over %u accept)", n);
+    batch_msg(k, bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, label);
+    attr_str(&bt->b, NFTA_RULE_TABLE, k->table);
+    attr_str(&bt->b, NFTA_RULE_CHAIN, chain_names[CHAIN_LIMIT]);
+    nest_begin(&bt->b, NFTA_RULE_EXPRESSIONS);
+    expr_connlimit_over(&bt->b, n);
+    expr_accept(&bt->b);
+    nest_end(&bt->b);
+    msg_end(&bt->b);
+}
+
+/* Creates (with its established timeout) or deletes a ct timeout object. */
 static void timeout_obj_msg(kernel_nat *k, batch *bt, int create, const char *name,
                             uint32_t seconds)
 {
     char label[LABEL_MAX];
     snprintf(label, sizeof(label), "%s ct timeout %s", create ? "create" : "delete", name);
-    batch_msg(k, bt, create ? NFT_MSG_NEWOBJ : NFT_MSG_DELOBJ, create ? NLM_F_CREATE : 0, label);
+    batch_msg(k, bt, create ? NFT_MSG_NEWOBJ : NFT_MSG_DELOBJ,
+              create ? NLM_F_CREATE | NLM_F_EXCL : 0, label);
     attr_str(&bt->b, NFTA_OBJ_TABLE, k->table);
     attr_str(&bt->b, NFTA_OBJ_NAME, name);
     attr_be32(&bt->b, NFTA_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
@@ -875,11 +915,15 @@ int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t 
         snprintf(what, sizeof(what), "remove the rules of table %.60s", k->table);
     }
     batch_start(k, bt, what);
+    /* A new timeout object under a new name (the kernel cannot change one in place); the
+     * old one is deleted at the end of the batch, after the rules that used it. */
+    k->gen++;
     if (t && t->idle_timeout_s) {
-        snprintf(new_obj, sizeof(new_obj), "idle_%u", ++k->gen);
+        snprintf(new_obj, sizeof(new_obj), "idle_%u", k->gen);
         timeout_obj_msg(k, bt, 1, new_obj, t->idle_timeout_s);
     }
-    for (int c = 0; c < 3; c++) {
+
+    for (int c = 0; c < 4; c++) {
         char label[LABEL_MAX];
         snprintf(label, sizeof(label), "flush chain %s", chain_names[c]);
         batch_msg(k, bt, NFT_MSG_DELRULE, 0, label);
@@ -891,6 +935,8 @@ int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t 
         if (t->listen.sin_addr.s_addr != htonl(INADDR_ANY))
             add_dnat_rules(k, bt, 0, t, new_obj);
         add_dnat_rules(k, bt, 1, t, new_obj);
+        if (t->max_connections)
+            add_limit_rule(k, bt, t->max_connections);
         batch_msg(k, bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
                   "add rule postrouting (ct mark -> masquerade)");
         attr_str(&bt->b, NFTA_RULE_TABLE, k->table);

@@ -53,18 +53,26 @@ int kernel_nat_bytes_known(const kernel_nat *k);
 
 /* Replaces the rules in ONE nf_tables batch (atomic: no instant with both or neither):
  * t == NULL: no rules (every connection goes to the router's listener).
- * Otherwise, with L = t->listen, T = t->target (every rule also requires tcp, SYN without ACK):
+ * Otherwise, with L = t->listen, T = t->target (every match also requires tcp, SYN without ACK):
  *   output (only if L's address is not INADDR_ANY):
- *     [max_connections] tcp, ip daddr L, dport L, ct count over N -> accept (no NAT)
+ *     [max_connections] tcp, ip daddr L, dport L -> jump limit
  *     tcp, ip daddr L, dport L [, ct timeout set <obj>], ct mark set MARK(LOCAL, slot),
  *       dnat to T
  *   prerouting: the same two, without the daddr match when L is INADDR_ANY,
  *     with MARK(FWD, slot)
+ *   limit (a regular chain both jump to): ct count over N -> accept (no NAT: the
+ *     connection lands on the router's listener). One rule, one count: local and forwarded
+ *     clients share N.
  *   postrouting: ct mark MARK(FWD, slot) -> masquerade (the backend must answer via us)
+ * Local clients are not masqueraded: their source is the listen address (or whatever they
+ * bound), which the backend must be able to answer directly (true on loopback and when L
+ * is on the backend's network).
  * The ct timeout object (per idle_timeout_s) is created in the same batch under a new name
  * (the kernel cannot update one in place) and the previous one deleted there.
- * Returns 0, or -1 with the kernel's reason in err. On failure the previous rules stay.
- * Note: the connection limit is counted per rule, so a set() starts the count afresh. */
+ * Returns 0, or -1 with the kernel's reason in err, naming the failing message (e.g.
+ * "nf_tables: add rule output (dnat to 10.0.0.2:5432): ..."). On failure the previous rules
+ * stay. Note: the connection count restarts with each set() (the kernel keeps it in the
+ * rule), so connections made before it are not counted against the new limit. */
 int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t errsz);
 
 /* Deletes every conntrack entry whose mark says slot (either origin): the flows to a

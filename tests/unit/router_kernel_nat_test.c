@@ -732,6 +732,22 @@ static int socket_in(int nsfd, int home)
     return s;
 }
 
+/* connect() with a 3 s deadline (without the masquerade the SYN-ACK never comes back). */
+static void connect_nb(int c, struct sockaddr_in a)
+{
+    int fl = fcntl(c, F_GETFL);
+    REQUIRE(fcntl(c, F_SETFL, fl | O_NONBLOCK) == 0, "O_NONBLOCK");
+    REQUIRE(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0 || errno == EINPROGRESS,
+            "connect: %s", strerror(errno));
+    struct pollfd p = {.fd = c, .events = POLLOUT};
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    REQUIRE(poll(&p, 1, 3000) == 1, "connect not done within 3 s");
+    REQUIRE(getsockopt(c, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0, "connect: %s",
+            strerror(soerr));
+    REQUIRE(fcntl(c, F_SETFL, fl) == 0, "blocking again");
+}
+
 /* The forwarded origin: client C and primary P in namespaces of their own, joined to this
  * one (the router's, R) by veth pairs on addresses of the RFC 2544 benchmarking range, which
  * exist only inside these private namespaces. P has no route back to C: the flow only
@@ -777,18 +793,7 @@ static void child_forwarded_clients_are_dnated_and_masqueraded(void)
 
     int c = socket_in(cns, home);
     struct sockaddr_in ra = addr("198.18.1.1", 5000);
-    /* Non-blocking with a deadline: without the masquerade the SYN-ACK never comes back. */
-    int fl = fcntl(c, F_GETFL);
-    REQUIRE(fcntl(c, F_SETFL, fl | O_NONBLOCK) == 0, "O_NONBLOCK");
-    REQUIRE(connect(c, (struct sockaddr *)&ra, sizeof(ra)) == 0 || errno == EINPROGRESS,
-            "connect from C: %s", strerror(errno));
-    struct pollfd cpl = {.fd = c, .events = POLLOUT};
-    int soerr = 0;
-    socklen_t sl = sizeof(soerr);
-    REQUIRE(poll(&cpl, 1, 3000) == 1, "connect from C not done within 3 s");
-    REQUIRE(getsockopt(c, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0,
-            "connect from C: %s", strerror(soerr));
-    REQUIRE(fcntl(c, F_SETFL, fl) == 0, "blocking again");
+    connect_nb(c, ra);
     int ls[2] = {lr, lp}, s = -1;
     REQUIRE(landed(ls, 2, &s) == 1, "the forwarded connect did not reach P");
     struct sockaddr_in peer;
@@ -805,6 +810,23 @@ static void child_forwarded_clients_are_dnated_and_masqueraded(void)
     REQUIRE(n == 1, "end_flows(3) = %d (%s)", n, n < 0 ? err : "");
     int e = wait_reset(c);
     REQUIRE(e == ECONNRESET || e == EPIPE, "no reset for the forwarded flow after end_flows");
+
+    /* One connection limit covers both origins. A local client (source on P's side, so P
+     * can answer it without masquerade) takes the only place; the forwarded client is then
+     * over the limit and reaches the router's own listener. */
+    t.listen = addr("198.18.1.1", 5000);
+    t.max_connections = 1;
+    set_ok(k, &t);
+    int lc = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in src = addr("198.18.2.1", 0);
+    REQUIRE(lc >= 0 && bind(lc, (struct sockaddr *)&src, sizeof(src)) == 0, "bind local client");
+    connect_nb(lc, ra);
+    int ls_ = -1;
+    REQUIRE(landed(ls, 2, &ls_) == 1, "the local client (under the limit) did not reach P");
+    exchange(lc, ls_, 100);
+    int c2 = socket_in(cns, home), s2 = -1;
+    connect_nb(c2, ra);
+    REQUIRE(landed(ls, 2, &s2) == 0, "the forwarded client over the shared limit was NAT'ed");
     kernel_nat_close(k);
 }
 KERNEL_CASE(forwarded_clients_are_dnated_and_masqueraded)
