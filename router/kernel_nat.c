@@ -1018,6 +1018,17 @@ int kernel_nat_end_flows(kernel_nat *k, uint8_t slot, char *err, size_t errsz)
     return d.count > INT32_MAX ? INT32_MAX : (int)d.count;
 }
 
+int kernel_nat_end_all_flows(kernel_nat *k, char *err, size_t errsz)
+{
+    dump_ctx d = {0};
+    if (ct_request(k, IPCTNL_MSG_CT_GET, KNAT_MARK_MAGIC, KNAT_MARK_MASK_MAGIC, &d,
+                   "count the flows of every slot", err, errsz) < 0 ||
+        ct_request(k, IPCTNL_MSG_CT_DELETE, KNAT_MARK_MAGIC, KNAT_MARK_MASK_MAGIC, NULL,
+                   "delete the flows of every slot", err, errsz) < 0)
+        return -1;
+    return d.count > INT32_MAX ? INT32_MAX : (int)d.count;
+}
+
 int kernel_nat_flows_dump(kernel_nat *k, kernel_nat_flows out[256], char *err, size_t errsz)
 {
     memset(out, 0, 256 * sizeof(out[0]));

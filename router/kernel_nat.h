@@ -82,6 +82,14 @@ int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t 
  * that number or -1 with err. */
 int kernel_nat_end_flows(kernel_nat *k, uint8_t slot, char *err, size_t errsz);
 
+/* Deletes every conntrack entry with our magic, whatever the slot. When a table goes (the
+ * router exits), the kernel stops translating its flows (measured on 6.18: their clients'
+ * next segments are reset), but the entries stay, marked, until they time out (5 days by
+ * default), and a new router's dump would count them as live flows of its own slots.
+ * Calling this at start clears them. Returns the number a dump found just before, or -1
+ * with err. */
+int kernel_nat_end_all_flows(kernel_nat *k, char *err, size_t errsz);
+
 /* Per-slot flow figures from one conntrack dump filtered by mark (kernel-side filter):
  * live = entries not in TIME_WAIT/CLOSE, bytes from the client (orig direction) and to it
  * (reply direction), counted over the entries present now. Returns 0 or -1 with err. */

@@ -391,6 +391,31 @@ static void child_end_flows_resets_that_slot_only(void)
     REQUIRE(e == ECONNRESET || e == EPIPE, "no reset on slot 2's flow under its own rule");
     n = kernel_nat_end_flows(k, 7, err, sizeof(err));
     REQUIRE(n == 0, "end_flows of an empty slot = %d (%s)", n, n < 0 ? err : "");
+
+    /* A predecessor's flows: when its table goes, their NAT goes with it (the clients'
+     * next segments are reset), but the conntrack entries, with our marks, stay until they
+     * time out, and a new router would count them as its own. end_all_flows clears them. */
+    int s3 = -1, s4 = -1;
+    set_ok(k, &t);
+    int c3 = connect_to(addr("127.0.33.1", 5000));
+    REQUIRE(c3 >= 0 && landed(ls, 3, &s3) == 1, "third connect not on T");
+    set_ok(k, &t2);
+    int c4 = connect_to(addr("127.0.33.1", 5000));
+    REQUIRE(c4 >= 0 && landed(ls, 3, &s4) == 2, "fourth connect not on T2");
+    kernel_nat_close(k);
+    k = open_ok();
+    dump_ok(k);
+    REQUIRE(flows[1].live == 1 && flows[2].live == 1,
+            "a predecessor's entries: slot1 %llu slot2 %llu", (unsigned long long)flows[1].live,
+            (unsigned long long)flows[2].live);
+    n = kernel_nat_end_all_flows(k, err, sizeof(err));
+    REQUIRE(n == 2, "end_all_flows = %d (%s)", n, n < 0 ? err : "");
+    dump_ok(k);
+    REQUIRE(flows[1].live == 0 && flows[2].live == 0, "entries left after end_all_flows");
+    e = wait_reset(c3);
+    REQUIRE(e == ECONNRESET || e == EPIPE, "slot 1's old flow not reset by end_all_flows");
+    e = wait_reset(c4);
+    REQUIRE(e == ECONNRESET || e == EPIPE, "slot 2's old flow not reset by end_all_flows");
     kernel_nat_close(k);
 }
 KERNEL_CASE(end_flows_resets_that_slot_only)
