@@ -371,8 +371,8 @@ typedef struct answer {
 static int answer_cb(void *arg, const kernel_nat_msg *m)
 {
     answer *a = arg;
-    if (m->seq < a->lo || m->seq > a->hi)
-        return 0; /* a late answer to an earlier request */
+    if (m->seq - a->lo > a->hi - a->lo) /* unsigned: right across a wrap of the counter */
+        return 0;                       /* a late answer to an earlier request */
     switch (m->kind) {
     case KNAT_MSG_ACK: {
         uint32_t i = m->seq - a->lo;
