@@ -896,6 +896,23 @@ static void timeout_obj_msg(kernel_nat *k, batch *bt, int create, const char *na
     msg_end(&bt->b);
 }
 
+static int is_loopback(const struct in_addr *a)
+{
+    return (ntohl(a->s_addr) >> 24) == 127;
+}
+
+/* Local clients get a rule only for a listen address of their own (INADDR_ANY has none to
+ * match), and not when it is a loopback address while the target is not: the DNAT'ed SYN
+ * would leave with a 127.x source, which the kernel refuses to route off the loopback
+ * device (without route_localnet), and the client would hang until its connect timeout.
+ * Without the rule it reaches the router's listener instead. */
+static int output_rule_works(const kernel_nat_target *t)
+{
+    if (t->listen.sin_addr.s_addr == htonl(INADDR_ANY))
+        return 0;
+    return !is_loopback(&t->listen.sin_addr) || is_loopback(&t->target.sin_addr);
+}
+
 int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t errsz)
 {
     batch *bt = k->bt;
@@ -932,7 +949,7 @@ int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t 
         msg_end(&bt->b);
     }
     if (t) {
-        if (t->listen.sin_addr.s_addr != htonl(INADDR_ANY))
+        if (output_rule_works(t))
             add_dnat_rules(k, bt, 0, t, new_obj);
         add_dnat_rules(k, bt, 1, t, new_obj);
         if (t->max_connections)

@@ -54,7 +54,8 @@ int kernel_nat_bytes_known(const kernel_nat *k);
 /* Replaces the rules in ONE nf_tables batch (atomic: no instant with both or neither):
  * t == NULL: no rules (every connection goes to the router's listener).
  * Otherwise, with L = t->listen, T = t->target (every match also requires tcp, SYN without ACK):
- *   output (only if L's address is not INADDR_ANY):
+ *   output (only if L's address is not INADDR_ANY, and not if L is a loopback address while
+ *   T is not: such a SYN could not leave the loopback device with its 127.x source):
  *     [max_connections] tcp, ip daddr L, dport L -> jump limit
  *     tcp, ip daddr L, dport L [, ct timeout set <obj>], ct mark set MARK(LOCAL, slot),
  *       dnat to T

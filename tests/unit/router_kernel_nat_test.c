@@ -836,6 +836,18 @@ static void child_forwarded_clients_are_dnated_and_masqueraded(void)
     int e = wait_reset(c);
     REQUIRE(e == ECONNRESET || e == EPIPE, "no reset for the forwarded flow after end_flows");
 
+    /* A loopback listen address with a remote target: no output rule (the SYN could not
+     * leave lo with its 127.x source and the client would hang); the local client reaches
+     * the router's listener. */
+    t.listen = addr("127.0.33.1", 5000);
+    set_ok(k, &t);
+    int lo_c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), lo_s = -1;
+    REQUIRE(lo_c >= 0, "socket");
+    connect_nb(lo_c, addr("127.0.33.1", 5000));
+    REQUIRE(landed(ls, 2, &lo_s) == 0, "loopback client with a remote target not on the router");
+    close(lo_c);
+    close(lo_s);
+
     /* One connection limit covers both origins. A local client (source on P's side, so P
      * can answer it without masquerade) takes the only place; the forwarded client is then
      * over the limit and reaches the router's own listener. */
