@@ -14,7 +14,7 @@ extern char **environ;
 
 /* K_NAME: a backend name or host (letters, digits, . - _ :), non-empty. K_PORT: 1..65535
  * into a uint16_t. K_LIST: dcs.endpoints, parsed by set_dcs_list. */
-enum key_type { K_STR, K_U32, K_BOOL, K_ADDR, K_LIST, K_NAME, K_PORT, K_SPLICE };
+enum key_type { K_STR, K_U32, K_BOOL, K_ADDR, K_LIST, K_NAME, K_PORT, K_SPLICE, K_FORWARD };
 
 /* One settable key: where its value goes (offset into router_config, or into
  * router_backend_conf for the backend keys) and how it is checked. */
@@ -76,6 +76,7 @@ static const struct key_def keys[] = {
     BOOL("limits.connect_on_first_byte", connect_on_first_byte),
     BOOL("replicas.fallback_to_primary", replicas_fallback_to_primary),
     {"data_path.splice", K_SPLICE, OFF(splice), 0, 0, 0},
+    {"data_path.forward", K_FORWARD, OFF(forward), 0, 0, 0},
     U32("data_path.loops", loops, 0, ROUTER_MAX_LOOPS),
 };
 
@@ -102,6 +103,21 @@ int router_splice_parse(const char *s)
 {
     for (int i = 0; i <= ROUTER_SPLICE_AUTO; i++)
         if (strcmp(s, splice_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static const char *const forward_names[] = {"proxy", "nat", "auto"};
+
+const char *router_forward_name(int v)
+{
+    return v >= 0 && v <= ROUTER_FORWARD_AUTO ? forward_names[v] : "?";
+}
+
+int router_forward_parse(const char *s)
+{
+    for (int i = 0; i <= ROUTER_FORWARD_AUTO; i++)
+        if (strcmp(s, forward_names[i]) == 0)
             return i;
     return -1;
 }
@@ -156,6 +172,7 @@ void router_config_defaults(router_config *c)
     /* User space by default: the kernel path moves the bytes with less CPU, but its TPS on
      * 2 shared cores was worse under CPU contention (bench/router/sockmap-notes.md). */
     c->splice = ROUTER_SPLICE_USERSPACE;
+    c->forward = ROUTER_FORWARD_PROXY;
     c->loops = 1;
 }
 
@@ -349,6 +366,13 @@ static int set_field(void *base, const struct key_def *k, const char *label, con
         if (v < 0)
             return fail(err, errsz, "%s: '%s' is not one of auto, sockmap, userspace, pipe", label,
                         value);
+        memcpy(field, &v, sizeof(v));
+        return 0;
+    }
+    case K_FORWARD: {
+        int v = router_forward_parse(value);
+        if (v < 0)
+            return fail(err, errsz, "%s: '%s' is not one of proxy, nat, auto", label, value);
         memcpy(field, &v, sizeof(v));
         return 0;
     }

@@ -72,6 +72,12 @@ typedef struct router_config {
      * sockmap = the kernel moves the bytes (BPF sockhash, router/sockmap.h); auto =
      * sockmap when bpf() works, else userspace. Default userspace. */
     int splice;
+    /* How 5000's connections reach the primary (ROUTER_FORWARD_*): proxy = through the
+     * data path above; nat = the kernel rewrites them (nf_tables DNAT, router/nat_path.h)
+     * while the router keeps choosing the target, and the proxy takes whatever arrives
+     * while no target is installed (hold window); auto = nat when nf_tables accepts our
+     * rules, else proxy. Read at start only. Default proxy. */
+    int forward;
     /* Event loops that proxy, each with its own SO_REUSEPORT listeners; 0: one per online
      * CPU. Read at start only (a reload does not start or stop loops). */
     uint32_t loops;
@@ -79,7 +85,10 @@ typedef struct router_config {
 
 enum { ROUTER_SPLICE_USERSPACE, ROUTER_SPLICE_PIPE, ROUTER_SPLICE_SOCKMAP, ROUTER_SPLICE_AUTO };
 const char *router_splice_name(int v);
-int router_splice_parse(const char *s); /* -1: not a data path name */
+enum { ROUTER_FORWARD_PROXY, ROUTER_FORWARD_NAT, ROUTER_FORWARD_AUTO };
+const char *router_forward_name(int v);
+int router_forward_parse(const char *s); /* -1: not a forwarding mode */
+int router_splice_parse(const char *s);  /* -1: not a data path name */
 
 void router_config_defaults(router_config *c);
 

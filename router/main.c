@@ -22,6 +22,7 @@
 #include "router/dcs_watch.h"
 #include "router/health_check.h"
 #include "router/loops.h"
+#include "router/nat_path.h"
 #include "router/backend.h"
 #include "router/resolver.h"
 #include "router/sockmap.h"
@@ -62,9 +63,10 @@ static void print_config(const router_config *c)
            c->max_connections, c->connect_timeout_ms, c->idle_timeout_ms,
            c->connect_on_first_byte ? "true" : "false", c->hold_ms, c->hold_max, c->buffer_size,
            c->retries);
-    printf("replicas: {fallback_to_primary: %s}\ndata_path: {splice: %s, loops: %u}\nbackends:\n",
+    printf("replicas: {fallback_to_primary: %s}\ndata_path: {splice: %s, forward: %s, loops: "
+           "%u}\nbackends:\n",
            c->replicas_fallback_to_primary ? "true" : "false", router_splice_name(c->splice),
-           c->loops);
+           router_forward_name(c->forward), c->loops);
     for (size_t i = 0; i < c->n_backends; i++) {
         const router_backend_conf *b = &c->backends[i];
         printf("  - {name: %s, host: %s, port: %u, check_host: %s, check_port: %u, "
@@ -108,6 +110,11 @@ static void reload(struct app *a)
                  : a->r.cfg.splice == ROUTER_SPLICE_PIPE ? "pipe"
                                                          : "userspace");
         cfg.splice = a->r.cfg.splice;
+    }
+    if (cfg.forward != a->r.cfg.forward) {
+        log_warn("router: reload: data_path.forward applies at start only (running %s)",
+                 a->r.nat ? "nat" : "proxy");
+        cfg.forward = a->r.cfg.forward;
     }
     char old_stats[ROUTER_ADDR_MAX];
     snprintf(old_stats, sizeof(old_stats), "%s", a->r.cfg.listen_stats);
@@ -231,6 +238,18 @@ int main(int argc, char **argv)
         log_error("router: %s", err);
         return 1;
     }
+    /* 5000 by kernel NAT: after init (the rule follows the router's target from the
+     * first selection on), before any check or DCS answer can pick a target. */
+    if (cfg.forward != ROUTER_FORWARD_PROXY && nat_path_start(&a.r, err, sizeof(err)) < 0) {
+        if (cfg.forward == ROUTER_FORWARD_NAT) {
+            log_error("router: data_path.forward is nat, but %s", err);
+            return 1;
+        }
+        log_info("router: data_path.forward auto: the proxy carries 5000, kernel NAT is "
+                 "unavailable (%s)",
+                 err);
+        err[0] = '\0';
+    }
     a.http = http_client_new(a.loop);
     a.stats = stats_server_new(&a.r, cfg.listen_stats, err, sizeof(err));
     if (!a.http || !a.stats) {
@@ -250,19 +269,21 @@ int main(int argc, char **argv)
         return 1;
     }
     log_info("router: listening primary '%s', replicas '%s', stats '%s'; %zu backends; DCS %s; "
-             "%u proxy loop%s; data path %s",
+             "%u proxy loop%s; data path %s%s",
              cfg.listen_primary, cfg.listen_replicas, cfg.listen_stats, cfg.n_backends,
              cfg.n_dcs ? cfg.dcs_endpoints[0] : "(none: health checks only)", a.n_loops,
              a.n_loops == 1 ? "" : "s",
              a.r.sockmap
                  ? "sockmap (in-kernel)"
                  : router_splice_name(cfg.splice == ROUTER_SPLICE_PIPE ? ROUTER_SPLICE_PIPE
-                                                                       : ROUTER_SPLICE_USERSPACE));
+                                                                       : ROUTER_SPLICE_USERSPACE),
+             a.r.nat ? "; 5000 forwarded by kernel NAT" : "");
     int rc = evloop_run(a.loop);
     router_loops_stop(a.loops);
     dcs_watch_free(a.dcs);
     health_checker_free(a.hc);
     stats_server_free(a.stats);
+    nat_path_stop(&a.r);
     router_destroy(&a.r);
     resolver_free(a.r.resolver);
     sockmap_close(&sm);

@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "router/backend.h"
+#include "router/nat_path.h"
 #include "router/pg_refuse.h"
 #include "router/select.h"
 #include "router/sockmap.h"
@@ -774,6 +775,8 @@ static void on_accept(evloop *loop, int fd, uint32_t ev, void *arg)
             return;
         }
         uint64_t now = evloop_now_ms(loop);
+        if (r->nat && pl->idx == LSN_PRIMARY)
+            nat_path_count_new(r); /* kernel-forwarded sessions count towards the limit */
         uint64_t held = r->all_sessions
                             ? atomic_load_explicit(r->all_sessions, memory_order_relaxed)
                             : r->sessions_total_cur;
@@ -939,11 +942,14 @@ void proxy_targets_changed(router *r)
         if (!r->mirror) /* the extra loops follow the main one: one line is enough */
             log_info("router: write target %s -> %s", old ? old->conf.name : "(none)",
                      now ? now->conf.name : "(none)");
-        if (old) {
-            size_t k = proxy_kill_sessions(r, old, LSN_PRIMARY);
-            if (k)
-                log_info("router: closed %zu write sessions to %s", k, old->conf.name);
-        }
+    }
+    /* The kernel's rule first (and its flows to the old target ended): from here on new
+     * 5000 connections reach the new target whichever path carries them. */
+    nat_path_sync(r);
+    if (now != old && old) {
+        size_t k = proxy_kill_sessions(r, old, LSN_PRIMARY);
+        if (k)
+            log_info("router: closed %zu write sessions to %s", k, old->conf.name);
     }
     /* 5001: a replica that failed its check loses its sessions; so does a primary serving
      * as fallback once it stops being the write target. */

@@ -111,7 +111,9 @@ struct router {
      * the bytes. Set by the caller before init, like resolver. */
     const struct sockmap *sockmap;
     uint64_t kernel_paired; /* sessions handed to the kernel so far */
-    size_t rr;              /* 5001 round-robin start among equally loaded replicas */
+    /* Kernel NAT for 5000 (router/nat_path.h), main loop only; NULL: the proxy carries it. */
+    struct nat_path *nat;
+    size_t rr; /* 5001 round-robin start among equally loaded replicas */
 
     /* Several event loops (router/loops.c). The main router calls on_targets after every
      * selection change so the other loops get the new routing table; their routers are

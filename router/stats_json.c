@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "router/stats.h"
+#include "router/nat_path.h"
 
 static json_t *check_json(const check_state *c, uint64_t now)
 {
@@ -37,6 +38,13 @@ void stats_render_json(const router *r, uint64_t now, strbuf *out)
     json_object_set_new(root, "write_target",
                         r->write_target ? json_string(r->write_target->conf.name) : json_null());
     json_object_set_new(root, "write_target_changes", json_integer((json_int_t)r->write_changes));
+    /* 5000 by kernel NAT: "off" (the proxy carries it), "installed", "idle" (no target:
+     * the proxy holds or refuses), "failed" (the kernel refused the rule). */
+    json_t *nat = json_object();
+    json_object_set_new(nat, "state", json_string(nat_path_state(r)));
+    json_object_set_new(nat, "sessions_total",
+                        json_integer((json_int_t)nat_path_sessions_total(r)));
+    json_object_set_new(root, "kernel_nat", nat);
     json_object_set_new(root, "uptime_ms", json_integer((json_int_t)(now - r->started_ms)));
     json_object_set_new(root, "sessions", json_integer((json_int_t)r->sessions_total_cur));
     /* Sessions accepted by each proxying loop (SO_REUSEPORT spreads them). */

@@ -16,8 +16,11 @@
 Addresses: 127.0.30.0/24. Env: BENCH_SECONDS (pgbench run length, default 15),
 BENCH_REPS (default 3), BENCH_TRIALS (leader changes, default 4), BENCH_PARTS (comma list of
 throughput,leader,memory,syscalls; default throughput,leader,memory), BENCH_MODES (default
-direct,ours,ours-sockmap,haproxy; ours-splice (pipes) and ours-2loops also exist), BENCH_JOBS
-(pgbench -j, default 2), BENCH_CONNECT=1 (pgbench -C: a new connection per transaction). "ours" is the user-space data path, "ours-sockmap" the in-kernel one
+direct,ours,ours-nat,ours-sockmap,haproxy; ours-splice (pipes) and ours-2loops also exist),
+BENCH_JOBS (pgbench -j, default 2), BENCH_CONNECT=1 (pgbench -C: a new connection per
+transaction). "ours" is the user-space data path; "ours-nat" is data_path.forward: nat (the
+router installs a kernel DNAT rule for 5000 towards the primary it chose: the bytes never pass
+through a proxy, the kernel's per-packet NAT work is billed to pgbench and postgres); "ours-sockmap" the in-kernel splice
 (BPF sockhash): its bytes are moved by the kernel, partly in kworker threads, so the CPU of
 every kworker during a run is reported as a column of its own and counted with the proxy.
 """
@@ -31,7 +34,7 @@ SECS = int(os.environ.get("BENCH_SECONDS", "15"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
 TRIALS = int(os.environ.get("BENCH_TRIALS", "4"))
 PARTS = os.environ.get("BENCH_PARTS", "throughput,leader,memory").split(",")
-MODES = os.environ.get("BENCH_MODES", "direct,ours,ours-sockmap,haproxy").split(",")
+MODES = os.environ.get("BENCH_MODES", "direct,ours,ours-nat,ours-sockmap,haproxy").split(",")
 JOBS = int(os.environ.get("BENCH_JOBS", "2"))
 CONNECT = os.environ.get("BENCH_CONNECT", "") not in ("", "0")
 PG_IP = "127.0.30.20"
@@ -167,11 +170,12 @@ def lands(ip, port, timeout=1.0):
 
 
 # ---------------- helpers ----------------
-def router_cfg(path, primary, replicas, stats, backends, dcs=None, splice="userspace", interval=1000, loops=1):
+def router_cfg(path, primary, replicas, stats, backends, dcs=None, splice="userspace", interval=1000, loops=1,
+               forward="proxy"):
     lines = ["scope: pg-cluster",
              f"listen: {{primary: '{primary}', replicas: '{replicas}', stats: '{stats}'}}",
              f"checks: {{interval_ms: {interval}}}",
-             f"data_path: {{splice: {splice}, loops: {loops}}}",
+             f"data_path: {{splice: {splice}, loops: {loops}, forward: {forward}}}",
              "limits: {max_connections: 5000}"]
     if dcs:
         lines.append(f"dcs: {{endpoints: ['http://{dcs}']}}")
@@ -353,16 +357,19 @@ def main():
         router_cfg(f"{tmp}/r-splice.yml", "127.0.30.6:5000", "127.0.30.6:5001", "127.0.30.6:8404", be, splice="pipe")
         router_cfg(f"{tmp}/r-sockmap.yml", "127.0.30.10:5000", "127.0.30.10:5001", "127.0.30.10:8404", be,
                    splice="sockmap")
+        router_cfg(f"{tmp}/r-nat.yml", "127.0.30.11:5000", "127.0.30.11:5001", "127.0.30.11:8404", be,
+                   forward="nat")
         router_cfg(f"{tmp}/r-2loops.yml", "127.0.30.9:5000", "127.0.30.9:5001", "127.0.30.9:8404", be, loops=2)
         haproxy_cfg(f"{tmp}/haproxy.cfg", "127.0.30.4:5000", "127.0.30.4:8404", be)
         r_rw = start([ROUTER, "-c", f"{tmp}/r-rw.yml"], "router-rw")
         r_sp = start([ROUTER, "-c", f"{tmp}/r-splice.yml"], "router-splice")
         r_2l = start([ROUTER, "-c", f"{tmp}/r-2loops.yml"], "router-2loops")
         r_sm = start([ROUTER, "-c", f"{tmp}/r-sockmap.yml"], "router-sockmap")
+        r_nat = start([ROUTER, "-c", f"{tmp}/r-nat.yml"], "router-nat")
         hap = start(["haproxy", "-f", f"{tmp}/haproxy.cfg"], "haproxy")
         ok = wait(lambda: router_target("127.0.30.5:8404") == "pg-0" and router_target("127.0.30.6:8404") == "pg-0"
                   and router_target("127.0.30.9:8404") == "pg-0" and router_target("127.0.30.10:8404") == "pg-0"
-                  and haproxy_up("127.0.30.4:8404", "pg-0"), 15)
+                  and router_target("127.0.30.11:8404") == "pg-0" and haproxy_up("127.0.30.4:8404", "pg-0"), 15)
         if not ok:
             raise SystemExit("router or haproxy did not see the primary")
         time.sleep(0.5)
@@ -370,10 +377,10 @@ def main():
         results["rss_idle_haproxy_kb"] = rss_tree_kb(hap.pid)
         targets = {"direct": (PG_IP, 5432), "ours": ("127.0.30.5", 5000), "ours-splice": ("127.0.30.6", 5000),
                    "ours-2loops": ("127.0.30.9", 5000), "ours-sockmap": ("127.0.30.10", 5000),
-                   "haproxy": ("127.0.30.4", 5000)}
+                   "ours-nat": ("127.0.30.11", 5000), "haproxy": ("127.0.30.4", 5000)}
         modes = [m for m in MODES if m in targets]
         pids = {"ours": r_rw.pid, "ours-splice": r_sp.pid, "ours-2loops": r_2l.pid, "ours-sockmap": r_sm.pid,
-                "haproxy": hap.pid}
+                "ours-nat": r_nat.pid, "haproxy": hap.pid}
         tps = {(m, s): [] for m in modes for s in (True, False)}
         cpu = {(m, s): [] for m in pids for s in (True, False)}
         budget = {(m, s): [] for m in modes for s in (True, False)}  # (pgbench, postgres, proxy) us/tx
@@ -452,12 +459,16 @@ def main():
             start_node(n, ip, port)
             start_rest(n, ip)
         router_cfg(f"{tmp}/r-dcs.yml", "127.0.30.7:5000", "127.0.30.7:5001", "127.0.30.7:8404", nodes, dcs=ETCD)
+        router_cfg(f"{tmp}/r-dcs-nat.yml", "127.0.30.12:5000", "127.0.30.12:5001", "127.0.30.12:8404", nodes,
+                   dcs=ETCD, forward="nat")
         haproxy_cfg(f"{tmp}/haproxy2.cfg", "127.0.30.8:5000", "127.0.30.8:8404", nodes)
         r_dcs = start([ROUTER, "-c", f"{tmp}/r-dcs.yml"], "router-dcs")
+        start([ROUTER, "-c", f"{tmp}/r-dcs-nat.yml"], "router-dcs-nat")
         hap2 = start(["haproxy", "-f", f"{tmp}/haproxy2.cfg"], "haproxy2")
-        if not wait(lambda: router_target("127.0.30.7:8404") == "n1" and haproxy_up("127.0.30.8:8404", "n1"), 20):
+        if not wait(lambda: router_target("127.0.30.7:8404") == "n1" and router_target("127.0.30.12:8404") == "n1"
+                    and haproxy_up("127.0.30.8:8404", "n1"), 20):
             raise SystemExit("leader-change setup not ready")
-        ours_ms, hap_first_ms, hap_all_ms = [], [], []
+        ours_ms, nat_ms, hap_first_ms, hap_all_ms = [], [], [], []
         cur = "n1"
         for trial in range(TRIALS if "leader" in PARTS else 0):
             new = "n2" if cur == "n1" else "n1"
@@ -485,6 +496,7 @@ def main():
             etcd_put(new)
             deadline = t0 + 30
             th = [threading.Thread(target=poll, args=("ours", "127.0.30.7", 5000, deadline)),
+                  threading.Thread(target=poll, args=("nat", "127.0.30.12", 5000, deadline)),
                   threading.Thread(target=poll, args=("hap", "127.0.30.8", 5000, deadline))]
             for t in th:
                 t.start()
@@ -492,16 +504,20 @@ def main():
                 t.join()
             if "ours_first" in seen:
                 ours_ms.append((seen["ours_first"] - t0) * 1000)
+            if "nat_first" in seen:
+                nat_ms.append((seen["nat_first"] - t0) * 1000)
             if "hap_first" in seen:
                 hap_first_ms.append((seen["hap_first"] - t0) * 1000)
             if "hap_all" in seen:
                 hap_all_ms.append((seen["hap_all"] - t0) * 1000)
-            log(f"# leader change {cur}->{new}: ours {ours_ms[-1] if ours_ms else -1:.1f} ms, haproxy first "
+            log(f"# leader change {cur}->{new}: ours {ours_ms[-1] if ours_ms else -1:.1f} ms, "
+                f"ours-nat {nat_ms[-1] if nat_ms else -1:.1f} ms, haproxy first "
                 f"{hap_first_ms[-1] if hap_first_ms else -1:.0f} ms, haproxy all "
                 f"{hap_all_ms[-1] if hap_all_ms else -1:.0f} ms")
             cur = new
             time.sleep(1)
         results["leader_change_ours_ms"] = ours_ms
+        results["leader_change_nat_ms"] = nat_ms
         results["leader_change_haproxy_first_ms"] = hap_first_ms
         results["leader_change_haproxy_all_ms"] = hap_all_ms
 
@@ -538,6 +554,11 @@ def main():
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if os.environ.get("BENCH_LOGS"):  # keep every process's log for a look afterwards
+            os.makedirs(os.environ["BENCH_LOGS"], exist_ok=True)
+            for f in os.listdir(tmp):
+                if f.endswith(".log"):
+                    shutil.copy(os.path.join(tmp, f), os.environ["BENCH_LOGS"])
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -573,7 +594,7 @@ def report(r):
             if v:
                 parts.append(f"{m} {r[f'tps_{kind}_{m}']:.0f} ({min(v):.0f}-{max(v):.0f}, {ratio(r[f'tps_{kind}_{m}'], d):.3f}x direct)")
         log(f"  {name}: " + "  ".join(parts))
-        for m in ("ours", "ours-2loops", "ours-splice", "ours-sockmap"):
+        for m in ("ours", "ours-nat", "ours-2loops", "ours-splice", "ours-sockmap"):
             o = r.get(f"tps_{kind}_{m}")
             if o:
                 verdict = ("met" if ratio(o, d) >= goal_direct else "NOT met") if quiet else "not judged"
@@ -586,14 +607,15 @@ def report(r):
                 ceil = f"  -> CPU-bound ceiling {ratio(sum(bd), sum(b)):.3f}x direct" if bd and m != "direct" else ""
                 log(f"     CPU per transaction, {m:12s}: pgbench {b[0]:6.1f} + postgres {b[1]:6.1f} + proxy {b[2]:6.1f}"
                     f" = {sum(b):6.1f} us{ceil}")
-    lo, hf, ha = (r.get(k, []) for k in ("leader_change_ours_ms", "leader_change_haproxy_first_ms",
-                                         "leader_change_haproxy_all_ms"))
+    lo, ln, hf, ha = (r.get(k, []) for k in ("leader_change_ours_ms", "leader_change_nat_ms",
+                                             "leader_change_haproxy_first_ms", "leader_change_haproxy_all_ms"))
     fmt = lambda v: f"{min(v):.1f} / {statistics.median(v):.1f} / {max(v):.1f} ms (n={len(v)})" if v else "n/a"
     if not (lo or hf):
         log("leader key change: not run")
     else:
         log("leader key change -> first new connection on the new primary (min / median / max):")
         log(f"  ours:    {fmt(lo)}   goal <= 100 ms: {'met' if lo and max(lo) <= 100 else 'NOT met'}")
+        log(f"  ours-nat: {fmt(ln)}   goal <= 100 ms: {'met' if ln and max(ln) <= 100 else 'NOT met'}")
         log(f"  haproxy: {fmt(hf)}; until every new connection lands there: {fmt(ha)}")
     if "rss_idle_ours_kb" not in r:
         return

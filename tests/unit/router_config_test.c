@@ -109,6 +109,13 @@ TEST(data_path_names)
     char err[256] = "";
     CHECK_EQ_INT(router_config_set(&c, "data_path.splice", "false", err, sizeof(err)), 0);
     CHECK_EQ_INT(c.splice, ROUTER_SPLICE_USERSPACE);
+    CHECK_EQ_INT(c.forward, ROUTER_FORWARD_PROXY); /* the default */
+    const char *fw[] = {"proxy", "nat", "auto"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(router_config_set(&c, "data_path.forward", fw[i], err, sizeof(err)), 0);
+        CHECK_EQ_INT(c.forward, i);
+        CHECK_STR(router_forward_name(c.forward), fw[i]);
+    }
 }
 
 static void expect_error(const char *yaml, const char *needle)
@@ -135,6 +142,8 @@ TEST(bad_values_name_key_value_and_line)
     expect_error("bogus: 1\n", "unknown key 'bogus'");
     expect_error("data_path: {splice: maybe}\n",
                  "data_path.splice: 'maybe' is not one of auto, sockmap, userspace, pipe");
+    expect_error("data_path: {forward: dnat}\n",
+                 "data_path.forward: 'dnat' is not one of proxy, nat, auto (line 1)");
     expect_error("dcs: {endpoints: [https://x:2379]}\n", "only http:// is supported");
     expect_error("backends:\n  - {name: a, host: h, port: 0, check_port: 8008}\n",
                  "backends[0].port: '0' is not a port");
@@ -196,6 +205,7 @@ TEST(shipped_config_file_loads)
     CHECK_EQ_INT(c.n_backends, 3);
     CHECK_STR(c.backends[0].host, "127.0.20.10");
     CHECK_EQ_INT(c.backends[2].check_port, 8008);
+    CHECK_EQ_INT(c.forward, ROUTER_FORWARD_AUTO);
 }
 
 int main(void)

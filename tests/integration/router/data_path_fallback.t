@@ -4,7 +4,10 @@
 # data_path.splice auto falls back to the user-space data path with one log line saying
 # why, and proxies; sockmap (explicitly asked for) refuses to start with a message naming
 # the key and the reason. As root, auto takes the kernel path (the same session, checked
-# with the same traffic and exact 8404 byte counts). Addresses 127.0.30.80-82.
+# with the same traffic and exact 8404 byte counts). The same for data_path.forward (kernel
+# NAT for 5000, needs CAP_NET_ADMIN): auto falls back to the proxy with one line, nat
+# refuses to start without it; as root nat forwards and 8404 counts the flow.
+# Addresses 127.0.30.80-82.
 import json, os, re, signal, socket, socketserver, http.server, subprocess, sys, tempfile, threading, time
 import urllib.request
 
@@ -81,11 +84,11 @@ os.chmod(tmp, 0o755)
 nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 
 
-def run_router(splice, port, as_nobody):
+def run_router(splice, port, as_nobody, forward="proxy"):
     cfg = f"{tmp}/r{port}.yml"
     open(cfg, "w").write(f"""listen: {{primary: '{ROUTER_IP}:{port}', replicas: '', stats: '{ROUTER_IP}:{port + 1}'}}
 checks: {{interval_ms: 200, rise: 1, fall: 1, primary_role: false}}
-data_path: {{splice: {splice}}}
+data_path: {{splice: {splice}, forward: {forward}}}
 backends:
   - {{name: pg-0, host: {PG_IP}, port: {PG_PORT}, check_port: {REST_PORT}}}
 """)
@@ -159,6 +162,44 @@ try:
             said = wait(lambda: "data_path.splice applies at start only (running sockmap)" in open(log).read(), 5)
             ok(said and traffic(port), "root: a reload asking for userspace warns, keeps sockmap, still proxies",
                open(log).read()[-600:])
+    # kernel NAT for 5000: without CAP_NET_ADMIN auto proxies (one line saying why), nat
+    # refuses to start; as root the kernel forwards and 8404 still counts the session
+    p, log = run_router("userspace", 45030, True, forward="auto")
+    procs.append(p)
+    up = wait(lambda: (stats(45030) or {}).get("write_target") == "pg-0", 10)
+    text = open(log).read()
+    lines = [l for l in text.splitlines() if "kernel NAT is unavailable" in l]
+    ok(up and len(lines) == 1 and "Operation not permitted" in lines[0] and traffic(45030)
+       and (stats(45030) or {}).get("kernel_nat", {}).get("state") == "off",
+       f"uid 65534: forward auto proxies 5000, one log line says why: {lines[0].strip() if lines else '(none)'}",
+       text)
+    p, log = run_router("userspace", 45040, True, forward="nat")
+    procs.append(p)
+    try:
+        rc = p.wait(10)
+    except subprocess.TimeoutExpired:
+        rc = None
+    text = open(log).read()
+    ok(rc == 1 and "data_path.forward is nat, but nf_tables" in text and "Operation not permitted" in text,
+       f"uid 65534: forward nat refuses to start (exit {rc}) naming the key and reason", text)
+    p, log = run_router("userspace", 45050, False, forward="nat")
+    procs.append(p)
+    up = wait(lambda: (stats(45050) or {}).get("kernel_nat", {}).get("state") == "installed", 10)
+    ok(up and traffic(45050), "root: forward nat: 10 round trips of 1000 bytes forwarded by the kernel",
+       open(log).read())
+    # conntrack counts IP bytes (headers included): at least the payload, both ways
+    moved = wait(lambda: (lambda b: b if b and b[0] >= 10000 and b[1] >= 10030 else None)(bytes_in_out(45050)), 5)
+    st = stats(45050) or {}
+    ok(moved and st.get("kernel_nat", {}).get("sessions_total") == 1 and st.get("sessions") == 0,
+       f"root: 8404 counts the kernel-forwarded session: bytes {moved}, kernel sessions "
+       f"{st.get('kernel_nat')}, open now {st.get('sessions')}", json.dumps(st)[:600])
+    cfg = f"{tmp}/r45050.yml"
+    text = open(cfg).read().replace("forward: nat", "forward: proxy")
+    open(cfg, "w").write(text)
+    p.send_signal(signal.SIGHUP)
+    said = wait(lambda: "data_path.forward applies at start only (running nat)" in open(log).read(), 5)
+    ok(said and traffic(45050) and (stats(45050) or {}).get("kernel_nat", {}).get("sessions_total") == 2,
+       "root: a reload asking for forward proxy warns and keeps the kernel path", open(log).read()[-600:])
     # sockmap asked for explicitly, without the capability: refuse to start, say why
     p, log = run_router("sockmap", 45020, True)
     procs.append(p)
