@@ -901,7 +901,10 @@ static int is_loopback(const struct in_addr *a)
     return (ntohl(a->s_addr) >> 24) == 127;
 }
 
-/* Local clients get a rule only for a listen address of their own (INADDR_ANY has none to
+/* Forwarded clients (prerouting) get no rule when the target is a loopback address: a
+ * packet that came in on another device and is DNAT'ed to 127.x is a martian and dropped
+ * (without route_localnet), so they would hang; without the rule they reach the router.
+ * Local clients get a rule only for a listen address of their own (INADDR_ANY has none to
  * match), and not when it is a loopback address while the target is not: the DNAT'ed SYN
  * would leave with a 127.x source, which the kernel refuses to route off the loopback
  * device (without route_localnet), and the client would hang until its connect timeout.
@@ -951,7 +954,8 @@ int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t 
     if (t) {
         if (output_rule_works(t))
             add_dnat_rules(k, bt, 0, t, new_obj);
-        add_dnat_rules(k, bt, 1, t, new_obj);
+        if (!is_loopback(&t->target.sin_addr))
+            add_dnat_rules(k, bt, 1, t, new_obj);
         if (t->max_connections)
             add_limit_rule(k, bt, t->max_connections);
         batch_msg(k, bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,

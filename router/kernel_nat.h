@@ -59,12 +59,14 @@ int kernel_nat_bytes_known(const kernel_nat *k);
  *     [max_connections] tcp, ip daddr L, dport L -> jump limit
  *     tcp, ip daddr L, dport L [, ct timeout set <obj>], ct mark set MARK(LOCAL, slot),
  *       dnat to T
- *   prerouting: the same two, without the daddr match when L is INADDR_ANY,
- *     with MARK(FWD, slot)
+ *   prerouting (only if T is not a loopback address: a forwarded packet DNAT'ed to 127.x
+ *   is dropped as a martian): the same two, without the daddr match when L is
+ *   INADDR_ANY, with MARK(FWD, slot)
  *   limit (a regular chain both jump to): ct count over N -> accept (no NAT: the
  *     connection lands on the router's listener). One rule, one count: local and forwarded
  *     clients share N.
  *   postrouting: ct mark MARK(FWD, slot) -> masquerade (the backend must answer via us)
+ * Where neither chain gets a rule, every connection reaches the router's listener.
  * Local clients are not masqueraded: their source is the listen address (or whatever they
  * bound), which the backend must be able to answer directly (true on loopback and when L
  * is on the backend's network).
