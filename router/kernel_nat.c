@@ -48,7 +48,9 @@ enum {
 #define ANSWER_MS      2000 /* guard only: answers are synchronous (see top) */
 #define EVENT_READS    256  /* datagrams per kernel_nat_events_drain call */
 #define SOCK_BUF       (1 << 20)
-#define ATTR_DEPTH_MAX 4 /* nesting this parser descends into (CTA_PROTOINFO/TCP/STATE) */
+/* Nested attributes open at once while building (a rule's verdict is 5 deep:
+ * EXPRESSIONS/LIST_ELEM/EXPR_DATA/IMMEDIATE_DATA/DATA_VERDICT). */
+#define NEST_MAX 8
 
 /* 0-2: the base chains; 3: a regular chain holding the connection limit, jumped to from
  * output and prerouting, so that one "ct count" (one count) covers local and forwarded
@@ -58,9 +60,9 @@ enum { CHAIN_LIMIT = 3 };
 static const char *const chain_names[4] = {"output", "prerouting", "postrouting", "limit"};
 
 struct kernel_nat {
-    int fd;    /* requests and their answers (nf_tables and ctnetlink) */
-    int ev_fd; /* conntrack NEW/DESTROY multicast */
-    uint32_t portid;
+    int fd;          /* requests and their answers (nf_tables and ctnetlink) */
+    int ev_fd;       /* conntrack NEW/DESTROY multicast */
+    uint32_t portid; /* ours: the table's owner */
     uint32_t seq;
     int acct;
     unsigned gen; /* names a new ct timeout object per set() */
@@ -78,7 +80,7 @@ typedef struct msgbuf {
     size_t cap, len;
     int overflow;
     size_t msg_start;
-    size_t nest[ATTR_DEPTH_MAX * 2];
+    size_t nest[NEST_MAX];
     int depth;
 } msgbuf;
 
