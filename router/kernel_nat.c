@@ -918,6 +918,24 @@ static int output_rule_works(const kernel_nat_target *t)
     return !is_loopback(&t->listen.sin_addr) || is_loopback(&t->target.sin_addr);
 }
 
+#ifdef APPLIANCE_TEST_BUILD
+int kernel_nat_test_fail_next_set;
+
+static void test_failure(kernel_nat *k, batch *bt)
+{
+    if (!kernel_nat_test_fail_next_set)
+        return;
+    kernel_nat_test_fail_next_set = 0;
+    batch_msg(k, bt, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, "add rule nochain (test)");
+    attr_str(&bt->b, NFTA_RULE_TABLE, k->table);
+    attr_str(&bt->b, NFTA_RULE_CHAIN, "nochain");
+    nest_begin(&bt->b, NFTA_RULE_EXPRESSIONS);
+    expr_accept(&bt->b);
+    nest_end(&bt->b);
+    msg_end(&bt->b);
+}
+#endif
+
 int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t errsz)
 {
     batch *bt = k->bt;
@@ -972,6 +990,9 @@ int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t 
     }
     if (k->timeout_obj[0])
         timeout_obj_msg(k, bt, 0, k->timeout_obj, 0);
+#ifdef APPLIANCE_TEST_BUILD
+    test_failure(k, bt);
+#endif
     if (batch_run(k, bt, NULL, err, errsz) < 0)
         return -1;
     snprintf(k->timeout_obj, sizeof(k->timeout_obj), "%s", new_obj);

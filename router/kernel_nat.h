@@ -156,6 +156,12 @@ typedef int (*kernel_nat_msg_cb)(void *arg, const kernel_nat_msg *m);
 int kernel_nat_parse(const void *buf, size_t len, kernel_nat_msg_cb cb, void *arg, char *err,
                      size_t errsz);
 
+#ifdef APPLIANCE_TEST_BUILD
+/* Tests only: when set, the next kernel_nat_set() adds one more message, a rule for a chain
+ * that does not exist, so the kernel rejects that batch (atomicity, error naming). */
+extern int kernel_nat_test_fail_next_set;
+#endif
+
 /* The table name check kernel_nat_open applies (0 ok, -1 with the reason in err). */
 int kernel_nat_table_name_ok(const char *table, char *err, size_t errsz);
 

@@ -301,6 +301,41 @@ static void child_set_routes_new_connections(void)
 }
 KERNEL_CASE(set_routes_new_connections)
 
+/* A batch the kernel rejects changes nothing: the previous rules (and timeout object) stay,
+ * and the error names the message that failed. */
+static void child_rejected_set_keeps_the_previous_rules(void)
+{
+    char err[256], out[4096];
+    kernel_nat *k = open_ok();
+    int ls[3] = {listen_on(addr("127.0.33.1", 5000)), listen_on(addr("127.0.33.2", 5432)),
+                 listen_on(addr("127.0.33.3", 5432))};
+    kernel_nat_target t = target("127.0.33.2", 1), t2 = target("127.0.33.3", 2);
+    t.idle_timeout_s = 30;
+    t2.idle_timeout_s = 40;
+    set_ok(k, &t);
+#ifdef APPLIANCE_TEST_BUILD /* always, in the unit test build (the linter parses without it) */
+    kernel_nat_test_fail_next_set = 1;
+#endif
+    REQUIRE(kernel_nat_set(k, &t2, err, sizeof(err)) < 0, "the broken batch was accepted");
+    printf("# rejected: %s\n", err);
+    REQUIRE(strstr(err, "nf_tables: add rule nochain (test): No such file or directory"),
+            "error: %s", err);
+    int s = -1, c = connect_to(addr("127.0.33.1", 5000));
+    REQUIRE(c >= 0 && landed(ls, 3, &s) == 1, "after the rejected set, not on the old target");
+    run_cmd("nft list table ip " TABLE " 2>&1", out, sizeof(out));
+    REQUIRE(strstr(out, "established : 30") && !strstr(out, "established : 40") &&
+                !strstr(out, "127.0.33.3"),
+            "after the rejected set:\n%s", out);
+    set_ok(k, &t2); /* and the handle still works */
+    c = connect_to(addr("127.0.33.1", 5000));
+    REQUIRE(c >= 0 && landed(ls, 3, &s) == 2, "after a good set, not on the new target");
+    run_cmd("nft list table ip " TABLE " 2>&1", out, sizeof(out));
+    REQUIRE(!strstr(out, "established : 30") && strstr(out, "established : 40"),
+            "timeout objects after the good set:\n%s", out);
+    kernel_nat_close(k);
+}
+KERNEL_CASE(rejected_set_keeps_the_previous_rules)
+
 /* Swapping T <-> T2 under a stream of connects (no listener on L, so an instant with
  * neither rule would refuse a connect, and with both would be unobservable but impossible
  * in one transaction). */
@@ -1070,6 +1105,7 @@ int main(void)
     RUN(parser_reads_a_conntrack_message);
     RUN(parser_rejects_garbage);
     RUN(set_routes_new_connections);
+    RUN(rejected_set_keeps_the_previous_rules);
     RUN(swap_under_connects_never_refuses);
     RUN(end_flows_resets_that_slot_only);
     RUN(max_connections_overflow_lands_on_listener);
