@@ -78,6 +78,27 @@ if wait_for 120 write_ok; then
 else
   nok "no write through pg-router:5000 within 120 s"; show "$T/sql.raw"; dc logs --no-color >"$T/all.log" 2>&1; show "$T/all.log" 40
 fi
+# compose gives the router NET_ADMIN and forwarding: 5000 must be the kernel's NAT path
+# (data_path.forward auto), not the proxy's fallback.
+# (logs to a file first: grep -q ending a pipe early fails it under pipefail)
+nat_to() {
+  dc logs --no-color pg-router >"$T/router.log" 2>&1
+  grep -q "kernel NAT: 0.0.0.0:5000 now forwarded to $1 (" "$T/router.log"
+}
+if nat_to "${primary:-pg-0}" && grep -q '5000 forwarded by kernel NAT' "$T/router.log"; then
+  ok "pg-router forwards 5000 by kernel NAT (DNAT + masquerade) to the primary $primary"
+else
+  nok "pg-router: 5000 not on the kernel NAT path"; show "$T/router.log" 20
+fi
+# ... and writes really go through the kernel: the router's network namespace
+# holds conntrack entries marked by our rule (mark 0x4152xxxx; closed ones stay listed in
+# TIME_WAIT for 2 minutes).
+write_ok # a fresh one: the first may have been held by the proxy while no primary was known
+rpid=$(docker inspect -f '{{.State.Pid}}' "$(dc ps -q pg-router)" 2>/dev/null)
+marked=$(nsenter -t "${rpid:-0}" -n cat /proc/net/nf_conntrack 2>/dev/null |
+  grep -oE 'mark=[0-9]+' | awk -F= '{ if (int($2 / 65536) == 16722) n++ } END { print n + 0 }')
+if [ "${marked:-0}" -ge 1 ]; then ok "the router's conntrack holds $marked kernel-forwarded 5000 sessions"
+else nok "no kernel-forwarded session in pg-router's conntrack"; nsenter -t "${rpid:-0}" -n cat /proc/net/nf_conntrack 2>&1 | head -5 | sed 's/^/#   /'; fi
 read_ok() { sql 5001 "select pg_is_in_recovery(), count(*) > 0 from smoke" && grep -qx 't|t' "$T/sql.out"; }
 if wait_for 30 read_ok; then ok "a read through pg-router:5001 is served by a replica that has the row"
 else nok "no replica read through :5001"; show "$T/sql.raw"; fi
@@ -89,13 +110,16 @@ docker kill "$primary_c" >/dev/null 2>&1
 moved() { write_ok && [ "$(node_at "$(grep -E '^[0-9.]+$' "$T/sql.out")")" != "$primary" ]; }
 if wait_for 60 moved; then
   ok "after killing $primary, writes through :5000 commit on $(node_at "$(grep -E '^[0-9.]+$' "$T/sql.out")") ($(($(now_ms) - t0)) ms, probe overhead included)"
+  newp=$(node_at "$(grep -E '^[0-9.]+$' "$T/sql.out")")
+  if nat_to "$newp"; then ok "the kernel NAT rule moved to the new primary $newp"
+  else nok "kernel NAT rule did not follow to $newp"; show "$T/router.log" 20; fi
 else
   nok "writes did not move off the killed primary within 60 s"; show "$T/sql.raw"
 fi
 since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 docker start "$primary_c" >/dev/null 2>&1
 # Only this life's log lines (a container's log keeps its earlier lives).
-rejoined() { docker logs --since "$since" "$primary_c" 2>&1 | grep -q 'I am a replica following'; }
+rejoined() { docker logs --since "$since" "$primary_c" >"$T/rejoin.log" 2>&1; grep -q 'I am a replica following' "$T/rejoin.log"; }
 if wait_for 90 rejoined; then ok "the old primary $primary rejoined as a replica"
 else nok "the old primary did not rejoin within 90 s"; docker logs "$primary_c" >"$T/old.log" 2>&1; show "$T/old.log"; fi
 
