@@ -778,6 +778,23 @@ fail:
     return NULL;
 }
 
+kernel_nat *kernel_nat_ct_open(char *err, size_t errsz)
+{
+    kernel_nat *k = calloc(1, sizeof(*k));
+    if (!k) {
+        snprintf(err, errsz, "conntrack: out of memory");
+        return NULL;
+    }
+    k->ev_fd = -1;
+    k->seq = (uint32_t)time(NULL);
+    k->fd = open_socket(0, &k->portid, err, errsz);
+    if (k->fd < 0) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
 int kernel_nat_bytes_known(const kernel_nat *k)
 {
     return k && k->acct;
@@ -792,6 +809,11 @@ void kernel_nat_close(kernel_nat *k)
 {
     if (!k)
         return;
+    if (!k->table[0]) { /* a conntrack-only handle (kernel_nat_ct_open): no table */
+        close(k->fd);
+        free(k);
+        return;
+    }
     batch *bt = k->bt;
     char what[LABEL_MAX], e[256];
     snprintf(what, sizeof(what), "delete table %.80s", k->table);

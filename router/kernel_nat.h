@@ -51,6 +51,11 @@ typedef struct kernel_nat_target {
 kernel_nat *kernel_nat_open(const char *table, char *err, size_t errsz);
 int kernel_nat_bytes_known(const kernel_nat *k);
 
+/* A handle for conntrack calls only (end_flows, end_all_flows, flows_dump): its own netlink
+ * socket, no table, no events (set() and events_* must not be used on it). For a thread
+ * that walks conntrack off the event loop (router/ct_worker.h). NULL with err. */
+kernel_nat *kernel_nat_ct_open(char *err, size_t errsz);
+
 /* Replaces the rules in ONE nf_tables batch (atomic: no instant with both or neither):
  * t == NULL: no rules (every connection goes to the router's listener).
  * Otherwise, with L = t->listen, T = t->target (every match also requires tcp, SYN without ACK):
