@@ -962,6 +962,10 @@ int kernel_nat_set(kernel_nat *k, const kernel_nat_target *t, char *err, size_t 
 {
     batch *bt = k->bt;
     char what[LABEL_MAX], ta[32], new_obj[sizeof(k->timeout_obj)] = "";
+    if (!bt) {
+        snprintf(err, errsz, "nf_tables: set rules: a conntrack-only handle has no table");
+        return -1;
+    }
     if (t) {
         if (t->listen.sin_family != AF_INET || t->target.sin_family != AF_INET ||
             !t->listen.sin_port || !t->target.sin_port ||

@@ -599,8 +599,22 @@ static void child_flows_dump_and_events(void)
     for (int i = 0; i < 256; i++)
         REQUIRE(i == 6 || (flows[i].live == 0 && flows[i].bytes_in == 0), "slot %d has flows", i);
 
-    int n = kernel_nat_end_flows(k, 6, err, sizeof(err));
+    /* A conntrack-only handle (another socket, as a worker thread would use) sees the same
+     * flows and ends them; it has no table to set rules in, and closing it leaves ours. */
+    kernel_nat *ct = kernel_nat_ct_open(err, sizeof(err));
+    REQUIRE(ct, "ct_open: %s", err);
+    REQUIRE(kernel_nat_set(ct, &t, err, sizeof(err)) < 0 && strstr(err, "conntrack-only"),
+            "set on a conntrack-only handle: %s", err);
+    REQUIRE(kernel_nat_events_fd(ct) == -1, "a conntrack-only handle has an events fd");
+    static kernel_nat_flows f2[256];
+    REQUIRE(kernel_nat_flows_dump(ct, f2, err, sizeof(err)) == 0, "ct dump: %s", err);
+    REQUIRE(f2[6].live == 3, "ct handle sees %llu live", (unsigned long long)f2[6].live);
+    int n = kernel_nat_end_flows(ct, 6, err, sizeof(err));
     REQUIRE(n == 3, "end_flows = %d (%s)", n, n < 0 ? err : "");
+    kernel_nat_close(ct);
+    char out[4096];
+    run_cmd("nft list tables 2>&1", out, sizeof(out));
+    REQUIRE(strstr(out, TABLE), "closing the conntrack-only handle took the table: %s", out);
     drain_until(k, &l, 3, 3);
     REQUIRE(l.n_destroy == 3, "%d DESTROY events for 3 ended flows", l.n_destroy);
     for (int i = 0; i < 3; i++)
