@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
+#include "router/ct_worker.h"
 #include "router/kernel_nat.h"
 
 enum {
@@ -39,11 +39,9 @@ struct nat_path {
     kernel_nat_target cur; /* ... this one */
     int failed;            /* the last set failed: retried by the timer */
     ev_timer *timer;
-    /* Slots whose flows are to be ended on the next loop turn: ending them walks the whole
-     * conntrack table (milliseconds on a busy host), which must not delay the held clients
-     * that the new rule's arrival dispatches in this turn. */
-    uint8_t end_pending[NAT_SLOTS];
-    ev_timer *end_timer;
+    /* Dumps and flushes walk the kernel's whole conntrack hash: on a thread of their own
+     * (router/ct_worker.h), never on the loop. */
+    ct_worker *w;
     uint64_t total; /* sessions the kernel forwarded (NEW events) */
     nat_slot slot[NAT_SLOTS];
 };
@@ -102,44 +100,6 @@ static int same_target(const kernel_nat_target *a, const kernel_nat_target *b)
            a->max_connections == b->max_connections && a->idle_timeout_s == b->idle_timeout_s;
 }
 
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void end_flows(struct nat_path *n, int slot)
-{
-    char err[ROUTER_ERR_MAX] = "";
-    double t0 = mono_ms();
-    int k = kernel_nat_end_flows(n->k, (uint8_t)slot, err, sizeof(err));
-    if (k < 0)
-        log_error("router: kernel NAT: cannot end the flows to %s: %s", n->slot[slot].name, err);
-    else if (k > 0)
-        log_info("router: ended %d kernel-forwarded write sessions to %s (%.1f ms)", k,
-                 n->slot[slot].name, mono_ms() - t0);
-}
-
-static void on_end_timer(evloop *loop, void *arg)
-{
-    struct nat_path *n = arg;
-    (void)loop;
-    n->end_timer = NULL;
-    for (int i = 0; i < NAT_SLOTS; i++)
-        if (n->end_pending[i]) {
-            n->end_pending[i] = 0;
-            end_flows(n, i);
-        }
-}
-
-static void end_flows_soon(struct nat_path *n, int slot)
-{
-    n->end_pending[slot] = 1;
-    if (!n->end_timer && !(n->end_timer = evloop_timer_start(n->r->loop, 0, on_end_timer, n)))
-        on_end_timer(n->r->loop, n); /* no memory for a timer: now, then */
-}
-
 void nat_path_sync(router *r)
 {
     struct nat_path *n = r->nat;
@@ -165,7 +125,6 @@ void nat_path_sync(router *r)
     char err[ROUTER_ERR_MAX] = "";
     int old_installed = n->installed;
     int old_slot = n->cur.slot;
-    double t0 = mono_ms();
     if (kernel_nat_set(n->k, want ? &t : NULL, err, sizeof(err)) == 0) {
         if (n->failed)
             log_info("router: kernel NAT: rules accepted again");
@@ -188,10 +147,9 @@ void nat_path_sync(router *r)
             log_error("router: kernel NAT: cannot remove the old rule either: %s", e2);
     }
     if (old_installed && (!n->installed || n->cur.slot != old_slot))
-        end_flows_soon(n, old_slot);
+        ct_worker_end_flows(n->w, (uint8_t)old_slot); /* off the loop: see ct_worker.h */
     if (want && n->installed)
-        log_info("router: kernel NAT: %s now forwarded to %s (%.1f ms)", r->cfg.listen_primary,
-                 b->conf.name, mono_ms() - t0);
+        log_info("router: kernel NAT: %s now forwarded to %s", r->cfg.listen_primary, b->conf.name);
 }
 
 /* ---- counters ---- */
@@ -275,27 +233,35 @@ static void on_event(void *arg, uint8_t slot, int is_new, uint64_t bytes_in, uin
     r->lsn[LSN_PRIMARY].fe.stot++;
 }
 
-static void refresh(struct nat_path *n)
+/* The conntrack thread's hand-over: flushes to log, a dump to fold into the counters. */
+static void on_worker(void *arg, const ct_worker_result *res)
 {
-    char err[ROUTER_ERR_MAX] = "";
+    struct nat_path *n = arg;
+    for (size_t i = 0; i < res->n_ended; i++) {
+        const char *name = n->slot[res->ended[i].slot].name;
+        if (res->ended[i].count > 0)
+            log_info("router: ended %d kernel-forwarded write sessions to %s (%.1f ms)",
+                     res->ended[i].count, name, res->ended[i].ms);
+        else if (res->ended[i].count < 0)
+            log_error("router: kernel NAT: cannot end the flows to %s", name);
+    }
+    if (res->err[0])
+        log_warn("router: kernel NAT: %s", res->err);
+    if (!res->dumped)
+        return;
+    /* Events first: a DESTROY counted before the dump that no longer lists its flow. */
     if (kernel_nat_events_drain(n->k, on_event, n) < 0)
         log_warn("router: kernel NAT: reading conntrack events failed");
-    static kernel_nat_flows flows[NAT_SLOTS];
-    memset(flows, 0, sizeof(flows));
-    if (kernel_nat_flows_dump(n->k, flows, err, sizeof(err)) < 0) {
-        log_warn("router: kernel NAT: conntrack dump: %s", err);
-        return;
-    }
     for (int i = 0; i < NAT_SLOTS; i++)
         if (n->slot[i].name[0])
-            slot_set(n, i, flows[i].live, n->slot[i].closed_bin + flows[i].bytes_in,
-                     n->slot[i].closed_bout + flows[i].bytes_out);
+            slot_set(n, i, res->flows[i].live, n->slot[i].closed_bin + res->flows[i].bytes_in,
+                     n->slot[i].closed_bout + res->flows[i].bytes_out);
 }
 
 void nat_path_count_new(router *r)
 {
     if (r->nat && kernel_nat_events_drain(r->nat->k, on_event, r->nat) == 1)
-        refresh(r->nat);
+        ct_worker_dump(r->nat->w); /* events were lost: the dump has the truth */
 }
 
 static void on_events_readable(evloop *loop, int fd, uint32_t events, void *arg)
@@ -305,7 +271,7 @@ static void on_events_readable(evloop *loop, int fd, uint32_t events, void *arg)
     (void)fd;
     (void)events;
     if (kernel_nat_events_drain(n->k, on_event, n) == 1)
-        refresh(n); /* events were lost: the dump has the truth for live flows */
+        ct_worker_dump(n->w); /* events were lost: the dump has the truth for live flows */
 }
 
 static void on_timer(evloop *loop, void *arg)
@@ -314,7 +280,7 @@ static void on_timer(evloop *loop, void *arg)
     n->timer = evloop_timer_start(loop, STATS_INTERVAL_MS, on_timer, n);
     if (n->failed)
         nat_path_sync(n->r);
-    refresh(n);
+    ct_worker_dump(n->w);
 }
 
 /* ---- life cycle ---- */
@@ -359,9 +325,15 @@ int nat_path_start(router *r, char *err, size_t errsz)
         return -1;
     }
     n->r = r;
+    if (!(n->w = ct_worker_start(r->loop, on_worker, n, err, errsz))) {
+        kernel_nat_close(n->k);
+        free(n);
+        return -1;
+    }
     if (evloop_add_fd(r->loop, kernel_nat_events_fd(n->k), EPOLLIN, on_events_readable, n) < 0 ||
         !(n->timer = evloop_timer_start(r->loop, STATS_INTERVAL_MS, on_timer, n))) {
         snprintf(err, errsz, "cannot watch conntrack events");
+        ct_worker_stop(n->w);
         kernel_nat_close(n->k);
         free(n);
         return -1;
@@ -390,14 +362,12 @@ void nat_path_stop(router *r)
     char err[ROUTER_ERR_MAX];
     if (n->installed && kernel_nat_set(n->k, NULL, err, sizeof(err)) == 0) {
         n->installed = 0;
-        end_flows(n, n->cur.slot); /* stopping ends sessions, as the proxy's close does */
+        /* stopping ends sessions, as the proxy's close does */
+        ct_worker_end_flows(n->w, n->cur.slot);
     }
     if (n->timer)
         evloop_timer_cancel(r->loop, n->timer);
-    if (n->end_timer) {
-        evloop_timer_cancel(r->loop, n->end_timer);
-        on_end_timer(r->loop, n);
-    }
+    ct_worker_stop(n->w); /* carries out that flush first */
     evloop_del_fd(r->loop, kernel_nat_events_fd(n->k));
     kernel_nat_close(n->k);
     free(n);

@@ -286,6 +286,10 @@ try:
     dt = (time.monotonic() - t0) * 1000
     print(f"# leader key change -> new connection on the new primary: {dt:.1f} ms")
     ok(landed and dt < 1000, f"writes follow the leader key change ({dt:.0f} ms)")
+    if NAT:  # the kernel's flows are ended by the router's conntrack thread, just after the swap
+        said = wait(lambda: "kernel-forwarded write sessions to pg-0" in open(f"{tmp}/router.log").read(), 3)
+        ok(said, "the router ended the kernel's flows to the demoted primary",
+           open(f"{tmp}/router.log").read()[-600:])
     ok(s0 is not None and ended(s0), "the session to the demoted primary is closed")
     ok(all(s is not None and ended(s, 1) for _, s in more), "every session to the demoted primary is closed (all loops)")
 
