@@ -52,6 +52,10 @@ pm_ok() { local f pm; for f in "$L"/pg-*/data/postmaster.pid; do pm=$(head -1 "$
 check "every postmaster inherits the pg role's seccomp filter" pm_ok
 check "log lines carry the role (pg-0/pg, etcd-1/etcd, router/router)" \
   bash -c "grep -q ' pg-0/pg ' '$L/pg-0.log' && grep -q ' etcd-1/etcd ' '$L/etcd-1.log' && grep -q ' router/router ' '$L/router.log'"
+# configs/router.yml says forward: auto; under appliance-init the router keeps CAP_NET_ADMIN
+# (ambient) after dropping to postgres, so 5000 is the kernel's NAT path here too
+check "router (as postgres, ambient CAP_NET_ADMIN) forwards 5000 by kernel NAT" \
+  grep -q '5000 forwarded by kernel NAT' "$L/router.log"
 # timestamps: appliance-init stamps its children's lines, so the agent adds none there
 agent_line=$(grep -m1 ' appliance-agent\[[0-9]*\]: info: ' "$L/pg-0.log")
 check "under appliance-init the agent's lines carry init's stamp only (no second one)" \
