@@ -670,13 +670,15 @@ static int open_socket(int groups_new_destroy, uint32_t *portid, char *err, size
         *portid = sa.nl_pid;
     if (groups_new_destroy) {
         filter_events(fd);
-        static const int groups[2] = {NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY};
-        for (int i = 0; i < 2; i++)
+        static const int groups[3] = {NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY,
+                                      NFNLGRP_CONNTRACK_UPDATE};
+        static const char *const gname[3] = {"NEW", "DESTROY", "UPDATE"};
+        for (int i = 0; i < 3; i++)
             if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &groups[i], sizeof(groups[i])) <
                 0) {
                 int e = errno;
-                snprintf(err, errsz, "conntrack: subscribe to %s events: %s%s",
-                         i ? "DESTROY" : "NEW", strerror(e), errno_hint(e));
+                snprintf(err, errsz, "conntrack: subscribe to %s events: %s%s", gname[i],
+                         strerror(e), errno_hint(e));
                 close(fd);
                 return -1;
             }
@@ -1117,7 +1119,11 @@ static int on_event(void *arg, const kernel_nat_msg *m)
     event_ctx *e = arg;
     if (m->kind == KNAT_MSG_CT && m->has_mark &&
         (m->mark & KNAT_MARK_MASK_MAGIC) == KNAT_MARK_MAGIC)
-        e->cb(e->arg, (uint8_t)(m->mark & 0xff), !m->ct_destroy, m->bytes_orig, m->bytes_reply);
+        e->cb(e->arg, (uint8_t)(m->mark & 0xff),
+              m->ct_destroy  ? KNAT_EV_DESTROY
+              : m->ct_update ? KNAT_EV_UPDATE
+                             : KNAT_EV_NEW,
+              m->bytes_orig, m->bytes_reply);
     return 0;
 }
 
@@ -1350,6 +1356,7 @@ int kernel_nat_parse(const void *buf, size_t len, kernel_nat_msg_cb cb, void *ar
                 if (ct) {
                     m.kind = KNAT_MSG_CT;
                     m.ct_destroy = msg == IPCTNL_MSG_CT_DELETE;
+                    m.ct_update = msg == IPCTNL_MSG_CT_NEW && !(h.nlmsg_flags & NLM_F_CREATE);
                     r = parse_ct(ap, alen, &m, aerr, sizeof(aerr));
                 } else {
                     m.kind = KNAT_MSG_TABLE;

@@ -106,13 +106,17 @@ typedef struct kernel_nat_flows {
 } kernel_nat_flows;
 int kernel_nat_flows_dump(kernel_nat *k, kernel_nat_flows out[256], char *err, size_t errsz);
 
-/* Conntrack NEW and DESTROY events (a second, non-blocking netlink socket subscribed to
- * NFNLGRP_CONNTRACK_NEW and _DESTROY): fd for the caller's epoll; drain calls cb for each
- * event whose mark has our magic. On DESTROY, bytes are the flow's final counters.
+/* Conntrack NEW, UPDATE and DESTROY events (a second, non-blocking netlink socket subscribed
+ * to NFNLGRP_CONNTRACK_NEW, _UPDATE and _DESTROY): fd for the caller's epoll; drain calls cb
+ * for each event whose mark has our magic, with its kind. UPDATE: a state change of a flow
+ * (e.g. into FIN_WAIT or TIME_WAIT; a handful per flow, never per packet): a caller that
+ * counts live flows by dumps knows to look again. On DESTROY, bytes are the flow's final
+ * counters (the kernel sends counters with DESTROY only; 0 otherwise).
  * Returns 0, 1 if events were lost (ENOBUFS: the caller resyncs with flows_dump), -1 err.
  * One call reads at most 256 datagrams (the fd stays readable if more are queued). */
+enum { KNAT_EV_DESTROY = 0, KNAT_EV_NEW = 1, KNAT_EV_UPDATE = 2 };
 int kernel_nat_events_fd(const kernel_nat *k);
-typedef void (*kernel_nat_event_cb)(void *arg, uint8_t slot, int is_new, uint64_t bytes_in,
+typedef void (*kernel_nat_event_cb)(void *arg, uint8_t slot, int kind, uint64_t bytes_in,
                                     uint64_t bytes_out);
 int kernel_nat_events_drain(kernel_nat *k, kernel_nat_event_cb cb, void *arg);
 
@@ -145,6 +149,7 @@ typedef struct kernel_nat_msg {
     uint32_t seq;
     int error;      /* ACK: 0 or positive errno */
     int ct_destroy; /* CT: 1 for IPCTNL_MSG_CT_DELETE (a DESTROY event), 0 for CT_NEW */
+    int ct_update;  /* CT: a CT_NEW without NLM_F_CREATE: an UPDATE event (or a dump entry) */
     int has_mark;   /* CT */
     uint32_t mark;  /* CT */
     int tcp_state;  /* CT: TCP_CONNTRACK_* or -1 if absent */

@@ -13,9 +13,11 @@
 
 enum {
     NAT_SLOTS = 256,
-    /* Flow figures are read from conntrack this often (a dump costs O(flows)); events
-     * count new sessions as they come. */
+    /* Flow figures are read from conntrack (a dump walks the whole conntrack hash) at most
+     * this often, when events say flows changed; at least every IDLE_DUMP_MS (bytes of
+     * long sessions). New sessions are counted from their events at once. */
     STATS_INTERVAL_MS = 1000,
+    IDLE_DUMP_MS = 10000,
     RETRY_INTERVAL_MS = 1000,
 };
 
@@ -43,6 +45,8 @@ struct nat_path {
      * (router/ct_worker.h), never on the loop. */
     ct_worker *w;
     uint64_t total; /* sessions the kernel forwarded (NEW events) */
+    int dirty;      /* an event of ours since the last dump */
+    uint64_t last_dump_ms;
     nat_slot slot[NAT_SLOTS];
 };
 
@@ -210,13 +214,16 @@ static void slot_set(struct nat_path *n, int i, uint64_t live, uint64_t bin, uin
     follow_up(&st->bout, &s->b_bout, bout);
 }
 
-static void on_event(void *arg, uint8_t slot, int is_new, uint64_t bytes_in, uint64_t bytes_out)
+static void on_event(void *arg, uint8_t slot, int kind, uint64_t bytes_in, uint64_t bytes_out)
 {
     struct nat_path *n = arg;
     nat_slot *s = &n->slot[slot];
     if (!s->name[0])
-        return; /* not one of ours (a mark left by an older run) */
-    if (!is_new) {
+        return;   /* not one of ours (a mark left by an older run) */
+    n->dirty = 1; /* something changed: the next tick dumps */
+    if (kind == KNAT_EV_UPDATE)
+        return;
+    if (kind == KNAT_EV_DESTROY) {
         s->closed_bin += bytes_in;
         s->closed_bout += bytes_out;
         return;
@@ -280,7 +287,14 @@ static void on_timer(evloop *loop, void *arg)
     n->timer = evloop_timer_start(loop, STATS_INTERVAL_MS, on_timer, n);
     if (n->failed)
         nat_path_sync(n->r);
-    ct_worker_dump(n->w);
+    /* A dump walks the whole conntrack hash (see ct_worker.h): every second while flows
+     * change (events say so), else every IDLE_DUMP_MS for the bytes of long sessions. */
+    uint64_t now = evloop_now_ms(loop);
+    if (n->dirty || now - n->last_dump_ms >= IDLE_DUMP_MS) {
+        n->dirty = 0;
+        n->last_dump_ms = now;
+        ct_worker_dump(n->w);
+    }
 }
 
 /* ---- life cycle ---- */
