@@ -138,6 +138,19 @@ def bytes_in_out(port):
 
 
 procs = []
+
+
+def refused_start(splice, port, forward="proxy"):
+    """Runs the router as uid 65534 and waits for it to give up: (exit code or None, log)."""
+    p, log = run_router(splice, port, True, forward=forward)
+    procs.append(p)
+    try:
+        rc = p.wait(10)
+    except subprocess.TimeoutExpired:
+        rc = None
+    return rc, open(log).read()
+
+
 try:
     for port, as_nobody, want in ((45000, True, "userspace"), (45010, False, "sockmap (in-kernel)")):
         who = "uid 65534 (no CAP_BPF)" if as_nobody else "root"
@@ -173,13 +186,7 @@ try:
        and (stats(45030) or {}).get("kernel_nat", {}).get("state") == "off",
        f"uid 65534: forward auto proxies 5000, one log line says why: {lines[0].strip() if lines else '(none)'}",
        text)
-    p, log = run_router("userspace", 45040, True, forward="nat")
-    procs.append(p)
-    try:
-        rc = p.wait(10)
-    except subprocess.TimeoutExpired:
-        rc = None
-    text = open(log).read()
+    rc, text = refused_start("userspace", 45040, forward="nat")
     ok(rc == 1 and "data_path.forward is nat, but nf_tables" in text and "Operation not permitted" in text,
        f"uid 65534: forward nat refuses to start (exit {rc}) naming the key and reason", text)
     p, log = run_router("userspace", 45050, False, forward="nat")
@@ -201,13 +208,7 @@ try:
     ok(said and traffic(45050) and (stats(45050) or {}).get("kernel_nat", {}).get("sessions_total") == 2,
        "root: a reload asking for forward proxy warns and keeps the kernel path", open(log).read()[-600:])
     # sockmap asked for explicitly, without the capability: refuse to start, say why
-    p, log = run_router("sockmap", 45020, True)
-    procs.append(p)
-    try:
-        rc = p.wait(10)
-    except subprocess.TimeoutExpired:
-        rc = None
-    text = open(log).read()
+    rc, text = refused_start("sockmap", 45020)
     ok(rc == 1 and "data_path.splice is sockmap, but bpf(" in text,
        f"uid 65534: splice sockmap refuses to start (exit {rc}) naming the key and reason", text)
 finally:
