@@ -83,7 +83,7 @@ fi
 # (logs to a file first: grep -q ending a pipe early fails it under pipefail)
 nat_to() {
   dc logs --no-color pg-router >"$T/router.log" 2>&1
-  grep -q "kernel NAT: 0.0.0.0:5000 now forwarded to $1 (" "$T/router.log"
+  grep -qE "kernel NAT: 0\.0\.0\.0:5000 now forwarded to $1\$" "$T/router.log"
 }
 if nat_to "${primary:-pg-0}" && grep -q '5000 forwarded by kernel NAT' "$T/router.log"; then
   ok "pg-router forwards 5000 by kernel NAT (DNAT + masquerade) to the primary $primary"
