@@ -92,34 +92,41 @@ static const struct key_def backend_keys[] = {
     {"noloadbalance", K_BOOL, BOFF(noloadbalance), 0, 0, 0},
 };
 
+/* The enum-valued keys: a name per value, in enum order. */
 static const char *const splice_names[] = {"userspace", "pipe", "sockmap", "auto"};
+static const char *const forward_names[] = {"proxy", "nat", "auto"};
+
+static const char *name_of(const char *const *names, int n, int v)
+{
+    return v >= 0 && v < n ? names[v] : "?";
+}
+
+static int index_of(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
 
 const char *router_splice_name(int v)
 {
-    return v >= 0 && v <= ROUTER_SPLICE_AUTO ? splice_names[v] : "?";
+    return name_of(splice_names, ROUTER_SPLICE_AUTO + 1, v);
 }
 
 int router_splice_parse(const char *s)
 {
-    for (int i = 0; i <= ROUTER_SPLICE_AUTO; i++)
-        if (strcmp(s, splice_names[i]) == 0)
-            return i;
-    return -1;
+    return index_of(splice_names, ROUTER_SPLICE_AUTO + 1, s);
 }
-
-static const char *const forward_names[] = {"proxy", "nat", "auto"};
 
 const char *router_forward_name(int v)
 {
-    return v >= 0 && v <= ROUTER_FORWARD_AUTO ? forward_names[v] : "?";
+    return name_of(forward_names, ROUTER_FORWARD_AUTO + 1, v);
 }
 
 int router_forward_parse(const char *s)
 {
-    for (int i = 0; i <= ROUTER_FORWARD_AUTO; i++)
-        if (strcmp(s, forward_names[i]) == 0)
-            return i;
-    return -1;
+    return index_of(forward_names, ROUTER_FORWARD_AUTO + 1, s);
 }
 
 static int fail(char *err, size_t errsz, const char *fmt, ...)

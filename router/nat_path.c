@@ -158,13 +158,19 @@ void nat_path_sync(router *r)
 
 /* ---- counters ---- */
 
+/* *field moves by (now - before), down as well as up, never below 0. */
+static void shift(uint64_t *field, uint64_t before, uint64_t now)
+{
+    if (now >= before)
+        *field += now - before;
+    else
+        *field = *field >= before - now ? *field - (before - now) : 0;
+}
+
 /* *field += now - *applied (or -= when it shrank), *applied = now. */
 static void follow(uint64_t *field, uint64_t *applied, uint64_t now)
 {
-    if (now >= *applied)
-        *field += now - *applied;
-    else
-        *field = *field >= *applied - now ? *field - (*applied - now) : 0;
+    shift(field, *applied, now);
     *applied = now;
 }
 
@@ -183,11 +189,11 @@ static void slot_set(struct nat_path *n, int i, uint64_t live, uint64_t bin, uin
     router *r = n->r;
     frontend_stats *fe = &r->lsn[LSN_PRIMARY].fe;
     uint64_t before = s->live;
-    follow(&fe->scur, &s->live, live);
+    s->live = live;
+    shift(&fe->scur, before, live);
     if (fe->scur > fe->smax)
         fe->smax = fe->scur;
-    s->live = before;
-    follow(&r->sessions_total_cur, &s->live, live);
+    shift(&r->sessions_total_cur, before, live);
     if (r->all_sessions) { /* several loops: the limit reads the shared count */
         if (live >= before)
             atomic_fetch_add_explicit(r->all_sessions, live - before, memory_order_relaxed);
